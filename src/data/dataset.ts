@@ -19,6 +19,8 @@ export interface Dataset extends Shape {
   classNames: string[];
   /** CIFAR-100's superclass label per image, kept so a CIFAR-100 copy stays a drop-in. */
   coarseLabels?: Uint8Array;
+  /** CIFAR-100's superclass names. */
+  coarseClassNames?: string[];
 }
 
 /** One image of a stream: its pixels (H×W×C), its label, and where it came from (for errors). */
@@ -33,6 +35,7 @@ export interface ImageRecord {
 /** A split that can be read more than once, possibly without holding it in memory. */
 export interface ImageStream extends Shape {
   classNames: string[];
+  coarseClassNames?: string[];
   count: number;
   records(): AsyncIterable<ImageRecord>;
 }
@@ -81,6 +84,7 @@ export function streamOf(ds: Dataset, origin = 'image'): ImageStream {
     width: ds.width,
     channels: ds.channels,
     classNames: ds.classNames,
+    coarseClassNames: ds.coarseClassNames,
     count: datasetCount(ds),
     async *records() {
       const n = datasetCount(ds);

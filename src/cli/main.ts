@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+/** The `onepixel` command: parses arguments, runs a subcommand, turns errors into exit codes. */
+import { Command } from 'commander';
+import { OnepixelError } from '../errors.js';
+import { removePending } from '../output.js';
+import { VERSION } from '../version.js';
+import { protectCommand } from './protect.js';
+import { inspectCommand } from './inspect.js';
+
+const program = new Command()
+  .name('onepixel')
+  .description('Make image datasets unlearnable with the One-Pixel Shortcut, and prove it.')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)');
+program.addCommand(protectCommand());
+program.addCommand(inspectCommand());
+
+// Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\nonepixel: interrupted (${signal}); removing unfinished output\n`);
+    void removePending().finally(() => process.exit(code));
+  });
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof OnepixelError) {
+    process.stderr.write(`onepixel: error: ${e.message}\n`);
+    await removePending();
+    process.exit(1);
+  }
+  throw e;
+}

@@ -1,0 +1,209 @@
+/**
+ * CIFAR-10 and CIFAR-100 in their official binary layouts: records of label byte(s) followed by
+ * 1024 red, 1024 green and 1024 blue bytes (32×32, row-major). Read into H×W×C; written back as a
+ * drop-in replacement folder with the same file names.
+ */
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { fail } from '../errors.js';
+import type { Dataset, DatasetSplits, SourceFile } from './dataset.js';
+import { ChunkedWriter, isFile, readInput, sourceFile } from './files.js';
+import type { DatasetWriter, SplitToWrite } from './write.js';
+
+const SIDE = 32;
+const PLANE = SIDE * SIDE;
+const PIXELS = PLANE * 3;
+
+export const CIFAR10_CLASSES = [
+  'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
+];
+export const CIFAR10_TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
+
+interface Layout {
+  /** Label bytes before the pixels: 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine). */
+  labelBytes: 1 | 2;
+  fineClasses: number;
+  coarseClasses: number;
+}
+
+const C10: Layout = { labelBytes: 1, fineClasses: 10, coarseClasses: 0 };
+const C100: Layout = { labelBytes: 2, fineClasses: 100, coarseClasses: 20 };
+
+/** Parses record files into one dataset; every error names the file and record. */
+function parseRecords(
+  parts: Array<{ path: string; bytes: Buffer }>,
+  layout: Layout,
+  classNames: string[],
+): Dataset {
+  const recordBytes = layout.labelBytes + PIXELS;
+  let n = 0;
+  for (const { path, bytes } of parts) {
+    if (bytes.length === 0) fail(`${path}: empty file, expected ${recordBytes}-byte records`);
+    const extra = bytes.length % recordBytes;
+    if (extra !== 0) {
+      const whole = Math.floor(bytes.length / recordBytes);
+      fail(
+        `${path}: ${bytes.length} bytes is not a whole number of ${recordBytes}-byte records ` +
+          `(${whole} records and ${extra} bytes over: truncated or over-long file)`,
+      );
+    }
+    n += bytes.length / recordBytes;
+  }
+  // Shared memory, so the statistics pass can split the images over worker threads.
+  const images = new Uint8Array(new SharedArrayBuffer(n * PIXELS));
+  const labels = new Int32Array(n);
+  const coarse = layout.labelBytes === 2 ? new Uint8Array(n) : undefined;
+  let i = 0;
+  for (const { path, bytes } of parts) {
+    const count = bytes.length / recordBytes;
+    for (let r = 0; r < count; r++, i++) {
+      const off = r * recordBytes;
+      const label = bytes[off + layout.labelBytes - 1];
+      if (label >= layout.fineClasses)
+        fail(`${path} record ${r}: label byte ${label}, expected 0..${layout.fineClasses - 1}`);
+      labels[i] = label;
+      if (coarse) {
+        coarse[i] = bytes[off];
+        if (coarse[i] >= layout.coarseClasses)
+          fail(`${path} record ${r}: coarse label byte ${coarse[i]}, expected 0..${layout.coarseClasses - 1}`);
+      }
+      const src = off + layout.labelBytes;
+      const dst = i * PIXELS;
+      for (let p = 0; p < PLANE; p++) {
+        images[dst + 3 * p] = bytes[src + p];
+        images[dst + 3 * p + 1] = bytes[src + PLANE + p];
+        images[dst + 3 * p + 2] = bytes[src + 2 * PLANE + p];
+      }
+    }
+  }
+  return { height: SIDE, width: SIDE, channels: 3, images, labels, classNames, coarseLabels: coarse };
+}
+
+async function readNames(path: string, expected: number, fallback: string[] | null): Promise<string[]> {
+  if (!(await isFile(path))) {
+    if (fallback) return fallback;
+    fail(`${path}: not found (class names, one a line)`);
+  }
+  const names = (await readInput(path, 'class names'))
+    .toString('utf8')
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (names.length !== expected) fail(`${path}: ${names.length} class names, expected ${expected}`);
+  return names;
+}
+
+async function readParts(dir: string, names: string[], what: string) {
+  const parts = await Promise.all(
+    names.map(async (name) => ({ path: join(dir, name), bytes: await readInput(join(dir, name), what) })),
+  );
+  const files: SourceFile[] = parts.map((p) => sourceFile(p.path, p.bytes));
+  return { parts, files };
+}
+
+/** CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt. */
+export async function readCifar10(dir: string): Promise<DatasetSplits<Dataset>> {
+  const classNames = await readNames(join(dir, 'batches.meta.txt'), 10, CIFAR10_CLASSES);
+  const train = await readParts(dir, CIFAR10_TRAIN_FILES, 'CIFAR-10 training batch');
+  const hasTest = await isFile(join(dir, 'test_batch.bin'));
+  const test = hasTest ? await readParts(dir, ['test_batch.bin'], 'CIFAR-10 test batch') : null;
+  return {
+    format: 'cifar10',
+    dataDir: dir,
+    train: parseRecords(train.parts, C10, classNames),
+    test: test ? parseRecords(test.parts, C10, classNames) : null,
+    files: [...train.files, ...(test?.files ?? [])],
+  };
+}
+
+/** CIFAR-100 binary version: train.bin, test.bin (optional), fine/coarse_label_names.txt. */
+export async function readCifar100(dir: string): Promise<DatasetSplits<Dataset>> {
+  const classNames = await readNames(join(dir, 'fine_label_names.txt'), 100, null);
+  const coarseNames = await readNames(join(dir, 'coarse_label_names.txt'), 20, null);
+  const train = await readParts(dir, ['train.bin'], 'CIFAR-100 training set');
+  const hasTest = await isFile(join(dir, 'test.bin'));
+  const test = hasTest ? await readParts(dir, ['test.bin'], 'CIFAR-100 test set') : null;
+  const withCoarse = (ds: Dataset): Dataset => ({ ...ds, coarseClassNames: coarseNames });
+  return {
+    format: 'cifar100',
+    dataDir: dir,
+    train: withCoarse(parseRecords(train.parts, C100, classNames)),
+    test: test ? withCoarse(parseRecords(test.parts, C100, classNames)) : null,
+    files: [...train.files, ...(test?.files ?? [])],
+  };
+}
+
+/** One record's bytes: label byte(s) then the R, G, B planes. */
+function encodeRecord(out: Uint8Array, image: Uint8Array, label: number, coarse: number | null): void {
+  let o = 0;
+  if (coarse !== null) out[o++] = coarse;
+  out[o++] = label;
+  for (let p = 0; p < PLANE; p++) {
+    out[o + p] = image[3 * p];
+    out[o + PLANE + p] = image[3 * p + 1];
+    out[o + 2 * PLANE + p] = image[3 * p + 2];
+  }
+}
+
+async function writeRecords(
+  split: SplitToWrite,
+  files: Array<{ path: string; records: number }>,
+  coarse: boolean,
+  onImage?: () => void,
+): Promise<void> {
+  const { stream } = split;
+  const record = new Uint8Array((coarse ? 2 : 1) + PIXELS);
+  const iter = stream.records()[Symbol.asyncIterator]();
+  for (const file of files) {
+    const out = new ChunkedWriter(file.path);
+    for (let r = 0; r < file.records; r++) {
+      const next = await iter.next();
+      if (next.done) fail(`${split.name} split ended after fewer than ${stream.count} images`);
+      const { image, label, coarseLabel } = next.value;
+      if (label > 255) fail(`${next.value.ref}: label ${label} does not fit CIFAR's label byte`);
+      encodeRecord(record, image, label, coarse ? (coarseLabel ?? 0) : null);
+      await out.write(record);
+      onImage?.();
+    }
+    await out.close();
+  }
+}
+
+function checkCifarShape(split: SplitToWrite): void {
+  const s = split.stream;
+  if (s.height !== SIDE || s.width !== SIDE || s.channels !== 3)
+    fail(
+      `the CIFAR binary format holds 32×32 RGB images, these are ${s.height}×${s.width}×${s.channels}; ` +
+        `use --format png or --format npy`,
+    );
+}
+
+/** CIFAR-10 layout: training split in five data_batch files, test_batch.bin, batches.meta.txt. */
+export const writeCifar10: DatasetWriter = async (dir, splits, onImage) => {
+  for (const split of splits) {
+    checkCifarShape(split);
+    const n = split.stream.count;
+    const files =
+      split.name === 'train'
+        ? CIFAR10_TRAIN_FILES.map((name, b) => {
+            const per = Math.ceil(n / 5);
+            return { path: join(dir, name), records: Math.max(0, Math.min(per, n - b * per)) };
+          })
+        : [{ path: join(dir, 'test_batch.bin'), records: n }];
+    await writeRecords(split, files, false, onImage);
+  }
+  await writeFile(join(dir, 'batches.meta.txt'), splits[0].stream.classNames.join('\n') + '\n\n');
+};
+
+/** CIFAR-100 layout: train.bin, test.bin (coarse label kept), fine/coarse_label_names.txt. */
+export const writeCifar100: DatasetWriter = async (dir, splits, onImage) => {
+  for (const split of splits) {
+    checkCifarShape(split);
+    const file = { path: join(dir, `${split.name}.bin`), records: split.stream.count };
+    await writeRecords(split, [file], true, onImage);
+  }
+  const s = splits[0].stream;
+  await writeFile(join(dir, 'fine_label_names.txt'), s.classNames.join('\n') + '\n');
+  const coarse = s.coarseClassNames ?? ['0'];
+  await writeFile(join(dir, 'coarse_label_names.txt'), coarse.join('\n') + '\n');
+};
