@@ -3,7 +3,7 @@
  * still where the manifest says, how far each class moved from it (L0 and PSNR) and whether any
  * byte outside the chosen pixels changed.
  */
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { fail } from './errors.js';
 import type { Dataset, ImageStream } from './data/dataset.js';
 import { imageSize, isDataset, streamOf } from './data/dataset.js';
@@ -35,42 +35,61 @@ function asStream(x: Dataset | ImageStream, what: string): ImageStream {
   return isDataset(x) ? streamOf(x, what) : x;
 }
 
-/** Where a protected folder's own data lives for its reader (PNG folders keep splits apart). */
-async function protectedDir(dir: string, m: Manifest): Promise<string> {
-  if (m.output.format === 'png' && m.output.test === null) return join(dir, 'train');
-  return dir;
-}
-
 export async function inspect(dir: string): Promise<InspectReport> {
   const m = await readManifest(dir);
   const srcDir = m.source.dataDir;
   if (!isAbsolute(srcDir) || !(await exists(srcDir)))
-    return { manifest: m, sourceNote: `source ${srcDir} is not here; no comparison`, classes: null };
+    return {
+      manifest: m,
+      sourceNote: `source ${srcDir} is not here; no comparison`,
+      classes: null,
+    };
   const kind = readerKindFor(m.output.format, m.source.dataset);
   const names = m.classes.map((c) => c.name);
-  const prot = await openDataset(kind, await protectedDir(dir, m), { classNames: names });
-  const src = await openDataset(m.source.dataset, srcDir, { classNames: names, channels: m.channels === 1 ? 1 : 3 });
+  const prot = await openDataset(kind, dir, { classNames: names });
+  const src = await openDataset(m.source.dataset, srcDir, {
+    classNames: names,
+    channels: m.channels === 1 ? 1 : 3,
+  });
   const hashes = new Map(m.source.files.map((f) => [f.path, f.sha256]));
   const changed = src.files.some((f) => {
     const rel = f.path.startsWith(srcDir) ? f.path.slice(srcDir.length + 1) || '.' : f.path;
     return hashes.has(rel) && hashes.get(rel) !== f.sha256;
   });
   if (changed)
-    return { manifest: m, sourceNote: `source ${srcDir} changed since protection (sha256 differs)`, classes: null };
-  return { manifest: m, sourceNote: null, classes: await compare(m, asStream(prot.train, 'protected'), asStream(src.train, 'source')) };
+    return {
+      manifest: m,
+      sourceNote: `source ${srcDir} changed since protection (sha256 differs)`,
+      classes: null,
+    };
+  return {
+    manifest: m,
+    sourceNote: null,
+    classes: await compare(m, asStream(prot.train, 'protected'), asStream(src.train, 'source')),
+  };
 }
 
 async function compare(m: Manifest, prot: ImageStream, src: ImageStream): Promise<ClassReport[]> {
-  if (prot.count !== src.count) fail(`protected training split has ${prot.count} images, source ${src.count}`);
+  if (prot.count !== src.count)
+    fail(`protected training split has ${prot.count} images, source ${src.count}`);
   const K = m.classes.length;
   const C = m.channels;
   const allowed = m.classes.map((c) => new Set(c.pixels.map((p) => p.row * m.width + p.col)));
-  const acc = m.classes.map((c) => ({ label: c.label, name: c.name, images: 0, l0: 0, maxL0: 0, sq: 0, outside: 0 }));
+  const acc = m.classes.map((c) => ({
+    label: c.label,
+    name: c.name,
+    images: 0,
+    l0: 0,
+    maxL0: 0,
+    sq: 0,
+    outside: 0,
+  }));
   const size = imageSize(src);
   const a = prot.records()[Symbol.asyncIterator]();
   for await (const s of src.records()) {
     const p = (await a.next()).value as { image: Uint8Array; label: number; ref: string };
-    if (p.label !== s.label) fail(`${p.ref}: label ${p.label}, but the source has ${s.label} (${s.ref})`);
+    if (p.label !== s.label)
+      fail(`${p.ref}: label ${p.label}, but the source has ${s.label} (${s.ref})`);
     if (s.label >= K) fail(`${s.ref}: label ${s.label} is not in the manifest`);
     const r = acc[s.label];
     let l0 = 0;

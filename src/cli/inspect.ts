@@ -14,7 +14,9 @@ export function inspectCommand(): Command {
     .action(async (dir: string, f: { json: boolean }) => {
       const r = await inspect(dir);
       if (f.json) {
-        process.stdout.write(JSON.stringify(r, (_k, v) => (v === Infinity ? 'Infinity' : v)) + '\n');
+        process.stdout.write(
+          JSON.stringify(r, (_k, v) => (v === Infinity ? 'Infinity' : v)) + '\n',
+        );
         return;
       }
       const m = r.manifest;
@@ -29,7 +31,10 @@ export function inspectCommand(): Command {
       for (const c of m.classes) {
         const rep = r.classes?.[c.label];
         const px = c.pixels
-          .map((p) => `(${p.row},${p.col})=[${p.value.join(',')}] ${fmt(p.score, 3)}${p.overwritten ? ' (overwritten)' : ''}`)
+          .map(
+            (p) =>
+              `(${p.row},${p.col})=[${p.value.join(',')}] ${fmt(p.score, 3)}${p.overwritten ? ' (overwritten)' : ''}`,
+          )
           .join('; ');
         const cmp = rep
           ? `${String(rep.images).padStart(6)}  ${fmt(rep.meanL0, 2).padStart(7)}  ${String(rep.maxL0).padStart(6)}  ${fmt(rep.psnr, 2).padStart(7)}  ${rep.changedOutsidePixels}`

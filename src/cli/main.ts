@@ -16,7 +16,10 @@ program.addCommand(protectCommand());
 program.addCommand(inspectCommand());
 
 // Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.on(signal, () => {
     process.stderr.write(`\nonepixel: interrupted (${signal}); removing unfinished output\n`);
     void removePending().finally(() => process.exit(code));

@@ -53,11 +53,20 @@ interface Flags {
 export function protectCommand(): Command {
   return new Command('protect')
     .description('write the One-Pixel-Shortcut-protected copy of a labelled image dataset')
-    .addOption(new Option('--dataset <kind>', 'input dataset kind').choices(DATASETS).makeOptionMandatory())
-    .requiredOption('--data-dir <dir>', 'folder holding the dataset (with --download: where to put it)')
+    .addOption(
+      new Option('--dataset <kind>', 'input dataset kind').choices(DATASETS).makeOptionMandatory(),
+    )
+    .requiredOption(
+      '--data-dir <dir>',
+      'folder holding the dataset (with --download: where to put it)',
+    )
     .requiredOption('--out <dir>', 'output folder (must not exist unless --force)')
-    .addOption(new Option('--format <format>', 'output format (default: the input\'s own)').choices(FORMATS))
-    .addOption(new Option('--objective <name>', 'search objective').choices(OBJECTIVES).default('official'))
+    .addOption(
+      new Option('--format <format>', "output format (default: the input's own)").choices(FORMATS),
+    )
+    .addOption(
+      new Option('--objective <name>', 'search objective').choices(OBJECTIVES).default('official'),
+    )
     .option('--pixels <k>', 'pixels per class', positiveInt('--pixels'), 1)
     .addOption(
       new Option('--channels <c>', 'folder datasets: convert images to 1 or 3 channels')
@@ -84,7 +93,9 @@ export function protectCommand(): Command {
       });
       progress.stop();
       if (f.json) {
-        process.stdout.write(JSON.stringify(m, (_k, v) => (v === Infinity ? 'Infinity' : v)) + '\n');
+        process.stdout.write(
+          JSON.stringify(m, (_k, v) => (v === Infinity ? 'Infinity' : v)) + '\n',
+        );
         return;
       }
       const seconds = ((performance.now() - t0) / 1000).toFixed(2);

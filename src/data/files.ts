@@ -1,7 +1,7 @@
 /** File helpers shared by readers and writers: hashing inputs, buffered (optionally gzipped) output. */
 import { createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { gunzipSync, createGzip, type Gzip } from 'node:zlib';
 import { fail } from '../errors.js';
@@ -55,47 +55,67 @@ export function maybeGunzip(path: string, bytes: Buffer): Buffer {
   return bytes;
 }
 
-/** Collects small writes into large chunks and writes them out with back-pressure. */
+/**
+ * Collects small writes into one reused chunk and writes it out when full: plain files through a
+ * file handle, gzipped ones through zlib's stream with back-pressure.
+ */
 export class ChunkedWriter {
-  private readonly out: WriteStream;
   private readonly gzip: Gzip | null;
-  private buf: Buffer;
+  private readonly out: WriteStream | null;
+  private handle: Promise<FileHandle> | null;
+  private readonly buf: Buffer;
   private used = 0;
 
   constructor(path: string, options: { gzip?: boolean; chunkBytes?: number } = {}) {
-    this.out = createWriteStream(path);
-    this.gzip = options.gzip ? createGzip() : null;
-    if (this.gzip) this.gzip.pipe(this.out);
     this.buf = Buffer.allocUnsafe(options.chunkBytes ?? 4 << 20);
+    if (options.gzip) {
+      this.out = createWriteStream(path);
+      this.gzip = createGzip();
+      this.gzip.pipe(this.out);
+      this.handle = null;
+    } else {
+      this.out = null;
+      this.gzip = null;
+      this.handle = open(path, 'w');
+    }
   }
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.used + bytes.length > this.buf.length) await this.flush();
-    if (bytes.length > this.buf.length) {
-      await this.push(Buffer.from(bytes));
-      return;
-    }
+    if (bytes.length > this.buf.length) return this.push(bytes);
     this.buf.set(bytes, this.used);
     this.used += bytes.length;
   }
 
   private async flush(): Promise<void> {
     if (this.used === 0) return;
-    const chunk = this.buf.subarray(0, this.used);
-    this.buf = Buffer.allocUnsafe(this.buf.length);
+    const n = this.used;
     this.used = 0;
-    await this.push(chunk);
+    await this.push(this.buf.subarray(0, n));
   }
 
-  private async push(chunk: Buffer): Promise<void> {
-    const target = this.gzip ?? this.out;
-    if (!target.write(chunk)) await once(target, 'drain');
+  private async push(chunk: Uint8Array): Promise<void> {
+    if (this.gzip) {
+      // zlib copies nothing before it is done with the chunk, so wait for it before reuse.
+      await new Promise<void>((res, rej) =>
+        (this.gzip as Gzip).write(chunk, (e) => (e ? rej(e) : res())),
+      );
+      return;
+    }
+    const fh = await (this.handle as Promise<FileHandle>);
+    let off = 0;
+    while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
   }
 
   async close(): Promise<void> {
     await this.flush();
-    const done = once(this.out, 'close');
-    (this.gzip ?? this.out).end();
-    await done;
+    if (this.gzip && this.out) {
+      const done = once(this.out, 'close');
+      this.gzip.end();
+      await done;
+      return;
+    }
+    await (await (this.handle as Promise<FileHandle>)).close();
+    this.handle = null;
   }
 }

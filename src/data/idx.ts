@@ -9,7 +9,16 @@ import { ChunkedWriter, isFile, maybeGunzip, readInput, sourceFile } from './fil
 import type { DatasetWriter } from './write.js';
 
 export const FASHION_MNIST_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ];
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
@@ -17,7 +26,8 @@ const IMAGES_MAGIC = 0x00000803;
 const LABELS_MAGIC = 0x00000801;
 
 async function findFile(dir: string, stem: string): Promise<string | null> {
-  for (const name of [`${stem}.gz`, stem]) if (await isFile(join(dir, name))) return join(dir, name);
+  for (const name of [`${stem}.gz`, stem])
+    if (await isFile(join(dir, name))) return join(dir, name);
   return null;
 }
 
@@ -33,7 +43,9 @@ function parseImages(path: string, b: Buffer) {
   const [n, rows, cols] = [b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12)];
   const want = 16 + n * rows * cols;
   if (b.length !== want)
-    fail(`${path}: ${b.length} bytes, expected ${want} for ${n} images of ${rows}×${cols} (truncated or over-long)`);
+    fail(
+      `${path}: ${b.length} bytes, expected ${want} for ${n} images of ${rows}×${cols} (truncated or over-long)`,
+    );
   return { n, rows, cols, pixels: new Uint8Array(b.buffer, b.byteOffset + 16, n * rows * cols) };
 }
 
@@ -45,7 +57,8 @@ function parseLabels(path: string, b: Buffer, classes: number): Int32Array {
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     labels[i] = b[8 + i];
-    if (labels[i] >= classes) fail(`${path} record ${i}: label ${labels[i]}, expected 0..${classes - 1}`);
+    if (labels[i] >= classes)
+      fail(`${path} record ${i}: label ${labels[i]}, expected 0..${classes - 1}`);
   }
   return labels;
 }
@@ -55,7 +68,11 @@ async function readSplit(dir: string, prefix: string, classNames: string[], file
   const lblPath = await findFile(dir, `${prefix}-labels-idx1-ubyte`);
   if (!imgPath || !lblPath) return null;
   const img = parseImages(imgPath, await readIdx(imgPath, 'IDX images', files));
-  const labels = parseLabels(lblPath, await readIdx(lblPath, 'IDX labels', files), classNames.length);
+  const labels = parseLabels(
+    lblPath,
+    await readIdx(lblPath, 'IDX labels', files),
+    classNames.length,
+  );
   if (labels.length !== img.n)
     fail(`${lblPath}: ${labels.length} labels for ${img.n} images in ${imgPath}`);
   const ds: Dataset = {
@@ -87,7 +104,9 @@ export const writeIdx: DatasetWriter = async (dir, splits, onImage) => {
   for (const split of splits) {
     const s = split.stream;
     if (s.channels !== 1)
-      fail(`the IDX format holds grayscale images, these have ${s.channels} channels; use --format npy or png`);
+      fail(
+        `the IDX format holds grayscale images, these have ${s.channels} channels; use --format npy or png`,
+      );
     const prefix = split.name === 'train' ? 'train' : 't10k';
     const images = new ChunkedWriter(join(dir, `${prefix}-images-idx3-ubyte.gz`), { gzip: true });
     const header = Buffer.alloc(16);

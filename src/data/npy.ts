@@ -25,14 +25,20 @@ export function parseNpy(path: string, b: Buffer): NpyArray {
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || !fortran || shapeText === undefined) fail(`${path}: unreadable .npy header '${header.trim()}'`);
-  if (fortran === 'True') fail(`${path}: Fortran-ordered arrays are not supported; save with C order`);
+  if (!descr || !fortran || shapeText === undefined)
+    fail(`${path}: unreadable .npy header '${header.trim()}'`);
+  if (fortran === 'True')
+    fail(`${path}: Fortran-ordered arrays are not supported; save with C order`);
   const shape = shapeText
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map(Number);
-  const data = new Uint8Array(b.buffer, b.byteOffset + start + headerLen, b.length - start - headerLen);
+  const data = new Uint8Array(
+    b.buffer,
+    b.byteOffset + start + headerLen,
+    b.length - start - headerLen,
+  );
   return { descr, shape, data };
 }
 
@@ -59,7 +65,12 @@ const LABEL_TYPES: Record<string, { bytes: number; read: (b: DataView, o: number
   '<i8': { bytes: 8, read: (v, o) => Number(v.getBigInt64(o, true)) },
 };
 
-async function readSplit(dir: string, split: string, files: SourceFile[], classes: string[] | null) {
+async function readSplit(
+  dir: string,
+  split: string,
+  files: SourceFile[],
+  classes: string[] | null,
+) {
   const xPath = join(dir, `x_${split}.npy`);
   const yPath = join(dir, `y_${split}.npy`);
   if (!(await isFile(xPath))) return null;
@@ -73,7 +84,9 @@ async function readSplit(dir: string, split: string, files: SourceFile[], classe
   const [n, height, width, channels = 1] = x.shape;
   if (channels !== 1 && channels !== 3) fail(`${xPath}: ${channels} channels, expected 1 or 3`);
   if (x.data.length !== n * height * width * channels)
-    fail(`${xPath}: ${x.data.length} data bytes, expected ${n * height * width * channels} (truncated or over-long)`);
+    fail(
+      `${xPath}: ${x.data.length} data bytes, expected ${n * height * width * channels} (truncated or over-long)`,
+    );
   const y = parseNpy(yPath, yRaw);
   const type = LABEL_TYPES[y.descr];
   if (!type) fail(`${yPath}: dtype '${y.descr}', expected an integer type`);
@@ -96,16 +109,24 @@ export async function readNpyFolder(dir: string): Promise<DatasetSplits<Dataset>
   const files: SourceFile[] = [];
   const namesPath = join(dir, 'classes.txt');
   const names = (await isFile(namesPath))
-    ? (await readInput(namesPath, 'class names')).toString('utf8').split(/\r?\n/).filter((s) => s.length > 0)
+    ? (await readInput(namesPath, 'class names'))
+        .toString('utf8')
+        .split(/\r?\n/)
+        .filter((s) => s.length > 0)
     : null;
   const train = await readSplit(dir, 'train', files, names);
   if (!train) fail(`${dir}: no x_train.npy (NumPy dataset: x_train.npy, y_train.npy)`);
   const test = await readSplit(dir, 'test', files, names);
   const classes = Math.max(train.max, test?.max ?? -1) + 1;
   const classNames = names ?? Array.from({ length: classes }, (_, i) => String(i));
-  for (const [split, s] of [['train', train], ['test', test]] as const) {
+  for (const [split, s] of [
+    ['train', train],
+    ['test', test],
+  ] as const) {
     if (s && s.max >= classNames.length)
-      fail(`${join(dir, `y_${split}.npy`)}: label ${s.max}, but ${namesPath} names ${classNames.length} classes`);
+      fail(
+        `${join(dir, `y_${split}.npy`)}: label ${s.max}, but ${namesPath} names ${classNames.length} classes`,
+      );
   }
   const toDataset = (s: NonNullable<typeof train>): Dataset => ({
     height: s.height,
@@ -115,7 +136,13 @@ export async function readNpyFolder(dir: string): Promise<DatasetSplits<Dataset>
     labels: s.labels,
     classNames,
   });
-  return { format: 'npy', dataDir: dir, train: toDataset(train), test: test ? toDataset(test) : null, files };
+  return {
+    format: 'npy',
+    dataDir: dir,
+    train: toDataset(train),
+    test: test ? toDataset(test) : null,
+    files,
+  };
 }
 
 /** Writes x_<split>.npy (uint8 N×H×W×C), y_<split>.npy (int64) and classes.txt. */
@@ -133,7 +160,10 @@ export const writeNpy: DatasetWriter = async (dir, splits, onImage) => {
     }
     await x.close();
     const y = npyHeader('<i8', [s.count]);
-    await writeFile(join(dir, `y_${split.name}.npy`), Buffer.concat([y, Buffer.from(labels.buffer)]));
+    await writeFile(
+      join(dir, `y_${split.name}.npy`),
+      Buffer.concat([y, Buffer.from(labels.buffer)]),
+    );
   }
   await writeFile(join(dir, 'classes.txt'), splits[0].stream.classNames.join('\n') + '\n');
 };

@@ -4,7 +4,12 @@ import { imageSize } from '../data/dataset.js';
 import type { ClassPixels, SearchResult } from './search.js';
 
 /** Sets the class's pixels in one H×W×C image, in place, in the order chosen (later wins). */
-export function applyToImage(image: Uint8Array, width: number, channels: number, cls: ClassPixels): void {
+export function applyToImage(
+  image: Uint8Array,
+  width: number,
+  channels: number,
+  cls: ClassPixels,
+): void {
   for (const px of cls.pixels) {
     const o = (px.row * width + px.col) * channels;
     for (let c = 0; c < channels; c++) image[o + c] = px.value[c];

@@ -64,7 +64,9 @@ export async function datasetStatsParallel(
     jobs.map(
       (job) =>
         new Promise<ClassStats>((resolve, reject) => {
-          const worker = new Worker(new URL('./stats-worker.js', import.meta.url), { workerData: job });
+          const worker = new Worker(new URL('./stats-worker.js', import.meta.url), {
+            workerData: job,
+          });
           worker.once('message', (s: ClassStats) => {
             resolve(s);
             void worker.terminate();

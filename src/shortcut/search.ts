@@ -48,7 +48,11 @@ export function colourValue(v: number, channels: number): number[] {
 }
 
 /** Scores of every candidate of one class, indexed p·2^C + v. Taken candidates are not zeroed here. */
-export function candidateScores(stats: ClassStats, label: number, objective: Objective): Float64Array {
+export function candidateScores(
+  stats: ClassStats,
+  label: number,
+  objective: Objective,
+): Float64Array {
   const C = stats.channels;
   const P = stats.height * stats.width;
   const colours = 1 << C;
@@ -151,7 +155,9 @@ export function selectPixels(
     const name = classNames[label] ?? String(label);
     if (n === 0) fail(`class '${name}' (label ${label}) has no images`);
     if (n === 1)
-      fail(`class '${name}' (label ${label}) has a single image; the search needs at least 2 per class`);
+      fail(
+        `class '${name}' (label ${label}) has a single image; the search needs at least 2 per class`,
+      );
   }
   const colours = 1 << stats.channels;
   const taken = new Uint8Array(stats.height * stats.width * colours);
@@ -176,9 +182,21 @@ export function selectPixels(
       }
     }
     for (const i of picked) taken[i] = 1;
-    classes.push({ label, name: classNames[label] ?? String(label), count: stats.counts[label], pixels });
+    classes.push({
+      label,
+      name: classNames[label] ?? String(label),
+      count: stats.counts[label],
+      pixels,
+    });
   }
-  return { height: stats.height, width: stats.width, channels: stats.channels, objective, pixelsPerClass: k, classes };
+  return {
+    height: stats.height,
+    width: stats.width,
+    channels: stats.channels,
+    objective,
+    pixelsPerClass: k,
+    classes,
+  };
 }
 
 /** Search an in-memory dataset in one pass. */

@@ -44,7 +44,8 @@ export class StatsAccumulator {
     this.size = imageSize(shape);
     this.positions = shape.height * shape.width;
     this.pairs = channelPairs(shape.channels);
-    const crossLen = withCross && this.pairs.length > 0 ? classes * this.positions * this.pairs.length : 0;
+    const crossLen =
+      withCross && this.pairs.length > 0 ? classes * this.positions * this.pairs.length : 0;
     this.stats = {
       ...shape,
       classes,
@@ -142,7 +143,9 @@ export async function streamStats(
   let done = 0;
   for await (const rec of stream.records()) {
     if (rec.image.length !== size)
-      fail(`${rec.ref}: ${rec.image.length} bytes, expected ${size} (${stream.height}×${stream.width}×${stream.channels})`);
+      fail(
+        `${rec.ref}: ${rec.image.length} bytes, expected ${size} (${stream.height}×${stream.width}×${stream.channels})`,
+      );
     acc.add(rec.image, rec.label);
     onImage?.(++done);
   }
