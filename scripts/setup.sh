@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what onepixel's tests and quick start need on a fresh Debian machine with Node 20:
+# Debian's Fashion-MNIST (real grayscale test data) and numpy (tests check numpy reads our .npy),
+# then the npm packages (which build the TypeScript through `prepare`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+npm ci --no-audit --no-fund
