@@ -50,7 +50,27 @@ export async function writeAtomically(
   }
 }
 
-/** Removes unfinished temporary folders; the CLI calls it on SIGINT/SIGTERM before exiting. */
+let aborting = false;
+
+/** True once a signal asked the run to stop: work in progress should stop, not report errors. */
+export function isAborting(): boolean {
+  return aborting;
+}
+
+/**
+ * Stops and removes unfinished temporary folders; the CLI calls it on SIGINT/SIGTERM before it
+ * exits. Writers may still have a few files in flight, so removal is repeated until every
+ * folder stays gone.
+ */
 export async function removePending(): Promise<void> {
-  await Promise.all([...pending].map((p) => rm(p, { recursive: true, force: true })));
+  aborting = true;
+  const dirs = [...pending];
+  for (let attempt = 0, clean = 0; attempt < 200 && clean < 2; attempt++) {
+    await Promise.all(
+      dirs.map((p) => rm(p, { recursive: true, force: true }).catch(() => undefined)),
+    );
+    const left = await Promise.all(dirs.map(exists));
+    clean = left.some(Boolean) ? 0 : clean + 1;
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

@@ -9,7 +9,12 @@ import { readCifar10 } from '../src/data/cifar.js';
 import { readIdxFolder } from '../src/data/idx.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { imageAt, imageSize, streamOf } from '../src/data/dataset.js';
-import { candidateScores, searchDataset, selectPixels, type Objective } from '../src/shortcut/search.js';
+import {
+  candidateScores,
+  searchDataset,
+  selectPixels,
+  type Objective,
+} from '../src/shortcut/search.js';
 import { datasetStats, streamStats } from '../src/shortcut/stats.js';
 import { datasetStatsParallel } from '../src/shortcut/parallel-stats.js';
 import { applyShortcut } from '../src/shortcut/apply.js';
@@ -23,7 +28,14 @@ function subset(ds: Dataset, n: number): Dataset {
 }
 
 /** The objective exactly as written in the spec, on [0,1] values, one candidate at a time. */
-function naiveScore(ds: Dataset, label: number, row: number, col: number, v: number, objective: Objective): number {
+function naiveScore(
+  ds: Dataset,
+  label: number,
+  row: number,
+  col: number,
+  v: number,
+  objective: Objective,
+): number {
   const C = ds.channels;
   const target = Array.from({ length: C }, (_, c) => (v >> (C - 1 - c)) & 1);
   const devs: number[] = [];
@@ -58,7 +70,10 @@ function naiveSearch(ds: Dataset, objective: Objective, k: number) {
       for (let col = 0; col < ds.width; col++)
         for (let v = 0; v < colours; v++) {
           const i = (row * ds.width + col) * colours + v;
-          cands.push({ i, score: taken.has(i) ? 0 : naiveScore(ds, label, row, col, v, objective) });
+          cands.push({
+            i,
+            score: taken.has(i) ? 0 : naiveScore(ds, label, row, col, v, objective),
+          });
         }
     cands.sort((a, b) => b.score - a.score || a.i - b.i);
     const best = cands.slice(0, k);
@@ -66,7 +81,12 @@ function naiveSearch(ds: Dataset, objective: Objective, k: number) {
     out.push(
       best.map((b) => {
         const p = Math.floor(b.i / colours);
-        return { row: Math.floor(p / ds.width), col: p % ds.width, v: b.i % colours, score: b.score };
+        return {
+          row: Math.floor(p / ds.width),
+          col: p % ds.width,
+          v: b.i % colours,
+          score: b.score,
+        };
       }),
     );
   }
@@ -98,9 +118,17 @@ describe('search against the plain transcription', () => {
               assert.equal(got.length, k);
               got.forEach((p, j) => {
                 const want = slow[label][j];
-                assert.deepEqual([p.row, p.col, valueIndex(p.value)], [want.row, want.col, want.v], `class ${label} pixel ${j}`);
+                assert.deepEqual(
+                  [p.row, p.col, valueIndex(p.value)],
+                  [want.row, want.col, want.v],
+                  `class ${label} pixel ${j}`,
+                );
                 if (!Number.isFinite(want.score)) assert.equal(p.score, want.score);
-                else assert.ok(Math.abs(p.score - want.score) <= 1e-9 * want.score, `score ${p.score} vs ${want.score}`);
+                else
+                  assert.ok(
+                    Math.abs(p.score - want.score) <= 1e-9 * want.score,
+                    `score ${p.score} vs ${want.score}`,
+                  );
               });
             }
           });
@@ -147,16 +175,38 @@ function tiny(rows: number[][], labels: number[], classes = 2): Dataset {
 describe('selection rules', () => {
   it('ties go to the lowest flat index p·2^C + v, and taken pairs are excluded for later classes', () => {
     // Every candidate of both classes scores 1 (deviations {0,1}): a perfect tie everywhere.
-    const ds = tiny([[0, 0], [255, 255], [0, 0], [255, 255]], [0, 0, 1, 1]);
+    const ds = tiny(
+      [
+        [0, 0],
+        [255, 255],
+        [0, 0],
+        [255, 255],
+      ],
+      [0, 0, 1, 1],
+    );
     const r = searchDataset(ds, { pixels: 1 });
     const scores = candidateScores(datasetStats(ds, false), 0, 'official');
     assert.deepEqual(Array.from(scores), [1, 1, 1, 1]);
-    assert.deepEqual(r.classes[0].pixels.map((p) => [p.col, p.value[0]]), [[0, 0]]);
-    assert.deepEqual(r.classes[1].pixels.map((p) => [p.col, p.value[0]]), [[0, 255]]);
+    assert.deepEqual(
+      r.classes[0].pixels.map((p) => [p.col, p.value[0]]),
+      [[0, 0]],
+    );
+    assert.deepEqual(
+      r.classes[1].pixels.map((p) => [p.col, p.value[0]]),
+      [[0, 255]],
+    );
   });
 
   it('zero spread: +Infinity when the pixel is constant and away from the colour, 0 when equal', () => {
-    const ds = tiny([[10, 0], [10, 0], [0, 5], [0, 9]], [0, 0, 1, 1]);
+    const ds = tiny(
+      [
+        [10, 0],
+        [10, 0],
+        [0, 5],
+        [0, 9],
+      ],
+      [0, 0, 1, 1],
+    );
     for (const objective of ['official', 'paper'] as const) {
       const stats = datasetStats(ds, objective === 'paper');
       const s = Array.from(candidateScores(stats, 0, objective));
@@ -182,10 +232,21 @@ describe('selection rules', () => {
     const labels = Int32Array.from([...idx.map(() => 0), ...idx.map(() => 1)]);
     const twin: Dataset = { ...ds, images, labels, classNames: ['a', 'b'] };
     const r = searchDataset(twin, { pixels: 1 });
-    const single = searchDataset({ ...twin, images: images.slice(0, idx.length * size), labels: labels.slice(0, idx.length), classNames: ['a'] }, { pixels: 2 });
+    const single = searchDataset(
+      {
+        ...twin,
+        images: images.slice(0, idx.length * size),
+        labels: labels.slice(0, idx.length),
+        classNames: ['a'],
+      },
+      { pixels: 2 },
+    );
     assert.deepEqual(r.classes[0].pixels[0], single.classes[0].pixels[0]);
     const second = single.classes[0].pixels[1];
-    assert.deepEqual([r.classes[1].pixels[0].row, r.classes[1].pixels[0].col, r.classes[1].pixels[0].value], [second.row, second.col, second.value]);
+    assert.deepEqual(
+      [r.classes[1].pixels[0].row, r.classes[1].pixels[0].col, r.classes[1].pixels[0].value],
+      [second.row, second.col, second.value],
+    );
   });
 
   it('k pixels at one position: the earlier is marked overwritten and the later one is written', async () => {
@@ -209,9 +270,44 @@ describe('selection rules', () => {
   });
 
   it('refuses empty classes, single-image classes and out-of-range k', () => {
-    assert.throws(() => searchDataset(tiny([[1, 2], [3, 4]], [0, 0], 2)), /class 'c1' \(label 1\) has no images/);
-    assert.throws(() => searchDataset(tiny([[1, 2], [3, 4], [5, 6]], [0, 0, 1], 2)), /class 'c1' \(label 1\) has a single image/);
-    const ok = tiny([[1, 2], [3, 4], [5, 6], [7, 8]], [0, 0, 1, 1]);
+    assert.throws(
+      () =>
+        searchDataset(
+          tiny(
+            [
+              [1, 2],
+              [3, 4],
+            ],
+            [0, 0],
+            2,
+          ),
+        ),
+      /class 'c1' \(label 1\) has no images/,
+    );
+    assert.throws(
+      () =>
+        searchDataset(
+          tiny(
+            [
+              [1, 2],
+              [3, 4],
+              [5, 6],
+            ],
+            [0, 0, 1],
+            2,
+          ),
+        ),
+      /class 'c1' \(label 1\) has a single image/,
+    );
+    const ok = tiny(
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [7, 8],
+      ],
+      [0, 0, 1, 1],
+    );
     assert.throws(() => searchDataset(ok, { pixels: 0 }), /from 1 to H×W = 2/);
     assert.throws(() => searchDataset(ok, { pixels: 3 }), /from 1 to H×W = 2/);
     assert.doesNotThrow(() => searchDataset(ok, { pixels: 2 }));
@@ -232,7 +328,10 @@ describe('statistics', () => {
     // Σx over every class and position is the dataset's total, checked independently.
     let total = 0;
     for (let i = 0; i < train.images.length; i++) total += train.images[i];
-    assert.equal(one.sum.reduce((a, b) => a + b, 0), total);
+    assert.equal(
+      one.sum.reduce((a, b) => a + b, 0),
+      total,
+    );
     const result = selectPixels(two, train.classNames, {});
     assert.equal(result.classes.length, 10);
   });

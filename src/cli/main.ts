@@ -2,7 +2,7 @@
 /** The `onepixel` command: parses arguments, runs a subcommand, turns errors into exit codes. */
 import { Command } from 'commander';
 import { OnepixelError } from '../errors.js';
-import { removePending } from '../output.js';
+import { isAborting, removePending } from '../output.js';
 import { VERSION } from '../version.js';
 import { protectCommand } from './protect.js';
 import { inspectCommand } from './inspect.js';
@@ -29,6 +29,9 @@ for (const [signal, code] of [
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  // After a signal, the handler cleans up and sets the exit status; errors of the stopped work
+  // (files vanishing under a writer) are expected and not reported.
+  if (isAborting()) await new Promise(() => undefined);
   if (e instanceof OnepixelError) {
     process.stderr.write(`onepixel: error: ${e.message}\n`);
     await removePending();

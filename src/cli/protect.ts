@@ -1,6 +1,8 @@
 /** `onepixel protect`: the OPS-protected copy of a dataset. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASETS, type DatasetKind, FORMATS, type OutputFormat } from '../data/formats.js';
+import { fail } from '../errors.js';
+import { isAborting } from '../output.js';
 import { protect, type Phase } from '../protect.js';
 import { OBJECTIVES, type Objective } from '../shortcut/search.js';
 import { type ProgressBar, progressBar } from './progress.js';
@@ -24,6 +26,7 @@ function phaseProgress() {
   };
   return {
     update(phase: Phase, done: number, total: number | null) {
+      if (isAborting()) fail('interrupted');
       if (current?.phase !== phase) {
         current?.bar.stop();
         const [label, unit] = labels[phase];

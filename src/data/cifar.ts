@@ -263,11 +263,16 @@ async function writeRecords(
   }
 }
 
-function checkCifarShape(split: SplitToWrite): void {
+function checkCifarShape(split: SplitToWrite, classes: number, name: string): void {
   const s = split.stream;
   if (s.height !== SIDE || s.width !== SIDE || s.channels !== 3)
     fail(
       `the CIFAR binary format holds 32×32 RGB images, these are ${s.height}×${s.width}×${s.channels}; ` +
+        `use --format png or --format npy`,
+    );
+  if (s.classNames.length !== classes)
+    fail(
+      `the ${name} binary format holds ${classes} classes, this dataset has ${s.classNames.length}; ` +
         `use --format png or --format npy`,
     );
 }
@@ -275,14 +280,19 @@ function checkCifarShape(split: SplitToWrite): void {
 /** CIFAR-10 layout: training split in five data_batch files, test_batch.bin, batches.meta.txt. */
 export const writeCifar10: DatasetWriter = async (dir, splits, onImage) => {
   for (const split of splits) {
-    checkCifarShape(split);
+    checkCifarShape(split, 10, 'CIFAR-10');
     const n = split.stream.count;
+    if (split.name === 'train' && n < 5)
+      fail(
+        `the CIFAR-10 layout spreads training images over 5 files and needs at least 5, got ${n}`,
+      );
     const files =
       split.name === 'train'
-        ? CIFAR10_TRAIN_FILES.map((name, b) => {
-            const per = Math.ceil(n / 5);
-            return { path: join(dir, name), records: Math.max(0, Math.min(per, n - b * per)) };
-          })
+        ? CIFAR10_TRAIN_FILES.map((name, b) => ({
+            // As even as possible: 10,000 each for CIFAR-10's 50,000, none empty.
+            path: join(dir, name),
+            records: Math.floor(((b + 1) * n) / 5) - Math.floor((b * n) / 5),
+          }))
         : [{ path: join(dir, 'test_batch.bin'), records: n }];
     await writeRecords(split, files, false, onImage);
   }
@@ -292,7 +302,7 @@ export const writeCifar10: DatasetWriter = async (dir, splits, onImage) => {
 /** CIFAR-100 layout: train.bin, test.bin (coarse label kept), fine/coarse_label_names.txt. */
 export const writeCifar100: DatasetWriter = async (dir, splits, onImage) => {
   for (const split of splits) {
-    checkCifarShape(split);
+    checkCifarShape(split, 100, 'CIFAR-100');
     const file = { path: join(dir, `${split.name}.bin`), records: split.stream.count };
     await writeRecords(split, [file], true, onImage);
   }

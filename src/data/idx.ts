@@ -66,7 +66,12 @@ function parseLabels(path: string, b: Buffer, classes: number): Int32Array {
 async function readSplit(dir: string, prefix: string, classNames: string[], files: SourceFile[]) {
   const imgPath = await findFile(dir, `${prefix}-images-idx3-ubyte`);
   const lblPath = await findFile(dir, `${prefix}-labels-idx1-ubyte`);
-  if (!imgPath || !lblPath) return null;
+  if (!imgPath && !lblPath) return null;
+  if (!imgPath || !lblPath)
+    fail(
+      `${dir}: ${prefix}-${imgPath ? 'labels-idx1' : 'images-idx3'}-ubyte[.gz] is missing ` +
+        `(found ${imgPath ?? lblPath}; IDX splits need both files)`,
+    );
   const img = parseImages(imgPath, await readIdx(imgPath, 'IDX images', files));
   const labels = parseLabels(
     lblPath,

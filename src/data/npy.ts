@@ -21,6 +21,10 @@ export function parseNpy(path: string, b: Buffer): NpyArray {
   const major = b[6];
   const headerLen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
   const start = major === 1 ? 10 : 12;
+  if (start + headerLen > b.length)
+    fail(
+      `${path}: truncated .npy header (${headerLen} header bytes declared, file has ${b.length} bytes)`,
+    );
   const header = b.toString('latin1', start, start + headerLen);
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
