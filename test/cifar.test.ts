@@ -14,8 +14,7 @@ import {
   writeCifar10,
   writeCifar100,
 } from '../src/data/cifar.js';
-import { streamOf, type Dataset, type DatasetSplits } from '../src/data/dataset.js';
-import type { SplitToWrite } from '../src/data/write.js';
+import type { Dataset, DatasetSplits } from '../src/data/dataset.js';
 import {
   CIFAR_DIR,
   CIFAR_RECORD,
@@ -29,6 +28,7 @@ import {
   countsOf,
   sha256,
   tempDirs,
+  splits,
 } from './helpers.js';
 
 const newDir = tempDirs('cifar');
@@ -64,12 +64,6 @@ function channelStats(images: Uint8Array): { mean: number[]; std: number[] } {
   const mean = sum.map((s) => s / n / 255);
   const std = sq.map((q, c) => Math.sqrt(q / n / (255 * 255) - mean[c] * mean[c]));
   return { mean, std };
-}
-
-function splits(train: Dataset, test: Dataset | null): SplitToWrite[] {
-  const out: SplitToWrite[] = [{ name: 'train', stream: streamOf(train) }];
-  if (test) out.push({ name: 'test', stream: streamOf(test) });
-  return out;
 }
 
 /** A small CIFAR-10 folder of real records: `per` records in each data batch and the test batch. */

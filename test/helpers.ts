@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import type { Dataset } from '../src/data/dataset.js';
+import { streamOf, type Dataset } from '../src/data/dataset.js';
+import type { SplitToWrite } from '../src/data/write.js';
 
 /** The shared CIFAR-10 binary copy (read-only): `<repo root>/../shared/data/cifar-10-batches-bin`. */
 export const CIFAR_DIR = path.resolve(process.cwd(), '../shared/data/cifar-10-batches-bin');
@@ -171,4 +172,25 @@ export function assertSameDataset(actual: Dataset, expected: Dataset, what: stri
   assert.ok(bytesOf(actual.images).equals(bytesOf(expected.images)), `${what}: pixels differ`);
   assert.ok(bytesOf(actual.labels).equals(bytesOf(expected.labels)), `${what}: labels differ`);
   assert.deepEqual(actual.classNames, expected.classNames, `${what}: class names`);
+}
+
+/** Fashion-MNIST's class names, written out independently of src/. */
+export const FASHION_NAMES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
+
+/** Writer input: the train split, and the test split when there is one. */
+export function splits(train: Dataset, test: Dataset | null): SplitToWrite[] {
+  const out: SplitToWrite[] = [{ name: 'train', stream: streamOf(train) }];
+  if (test) out.push({ name: 'test', stream: streamOf(test) });
+  return out;
 }

@@ -8,9 +8,8 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { streamOf, type Dataset, type DatasetSplits } from '../src/data/dataset.js';
+import type { Dataset, DatasetSplits } from '../src/data/dataset.js';
 import { FASHION_MNIST_CLASSES, MNIST_CLASSES, readIdxFolder, writeIdx } from '../src/data/idx.js';
-import type { SplitToWrite } from '../src/data/write.js';
 import {
   FASHION_DIR,
   FASHION_FILES,
@@ -22,28 +21,11 @@ import {
   fashionRaw,
   sha256,
   tempDirs,
+  splits,
+  FASHION_NAMES,
 } from './helpers.js';
 
 const newDir = tempDirs('idx');
-
-const NAMES = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-];
-
-function splits(train: Dataset, test: Dataset | null): SplitToWrite[] {
-  const out: SplitToWrite[] = [{ name: 'train', stream: streamOf(train) }];
-  if (test) out.push({ name: 'test', stream: streamOf(test) });
-  return out;
-}
 
 /** IDX file bytes built by hand: a 3-D uint8 image array or a 1-D label array. */
 function idxImages(n: number, rows: number, cols: number, pixels: Uint8Array): Buffer {
@@ -107,9 +89,9 @@ describe('readIdxFolder on Debian’s Fashion-MNIST', { skip: NO_FASHION }, () =
     for (const ds of [data.train, test]) {
       assert.deepEqual([ds.height, ds.width, ds.channels], [28, 28, 1]);
       assert.equal(ds.images.length, ds.labels.length * 784);
-      assert.deepEqual(ds.classNames, NAMES);
+      assert.deepEqual(ds.classNames, FASHION_NAMES);
     }
-    assert.deepEqual(FASHION_MNIST_CLASSES, NAMES);
+    assert.deepEqual(FASHION_MNIST_CLASSES, FASHION_NAMES);
   });
 
   it('has 6,000 training and 1,000 test images per class', () => {
@@ -262,7 +244,7 @@ describe('writeIdx → readIdxFolder on subsets', { skip: NO_FASHION }, () => {
       channels: 1,
       images,
       labels: Int32Array.from(raw.labels.subarray(0, n)),
-      classNames: NAMES,
+      classNames: FASHION_NAMES,
     };
     const dir = await newDir();
     await writeIdx(dir, splits(ds, ds));

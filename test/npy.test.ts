@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { streamOf, type Dataset } from '../src/data/dataset.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { readNpyFolder, writeNpy } from '../src/data/npy.js';
-import type { SplitToWrite } from '../src/data/write.js';
 import {
   CIFAR_DIR,
   FASHION_DIR,
@@ -23,29 +22,12 @@ import {
   runPython,
   sha256,
   tempDirs,
+  splits,
+  FASHION_NAMES,
 } from './helpers.js';
 
 const newDir = tempDirs('npy');
 const NO_NUMPY = noNumpy();
-
-const FASHION_NAMES = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-];
-
-function splits(train: Dataset, test: Dataset | null): SplitToWrite[] {
-  const out: SplitToWrite[] = [{ name: 'train', stream: streamOf(train) }];
-  if (test) out.push({ name: 'test', stream: streamOf(test) });
-  return out;
-}
 
 /** .npy bytes with a header laid out the way NumPy writes it (64-byte aligned, version 1.0). */
 function npyBytes(

@@ -4,7 +4,7 @@
  * drop-in replacement folder with the same file names.
  */
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { fail } from '../errors.js';
 import type { Dataset, DatasetSplits, SourceFile } from './dataset.js';
 import { ChunkedWriter, isFile, readInput, sourceFile } from './files.js';
@@ -111,34 +111,57 @@ function pixelsToPlanes(from: Uint8Array, to: Uint8Array, dst: number): void {
   }
 }
 
-/** Parses record files into one dataset; every error names the file and record. */
-function parseRecords(
-  parts: Array<{ path: string; bytes: Buffer }>,
+/** Whole records in a file of `bytes` bytes, or an error naming the file. */
+function recordCount(path: string, bytes: number, recordBytes: number): number {
+  if (bytes === 0) fail(`${path}: empty file, expected ${recordBytes}-byte records`);
+  const extra = bytes % recordBytes;
+  if (extra !== 0)
+    fail(
+      `${path}: ${bytes} bytes is not a whole number of ${recordBytes}-byte records ` +
+        `(${Math.floor(bytes / recordBytes)} records and ${extra} bytes over: truncated or over-long file)`,
+    );
+  return bytes / recordBytes;
+}
+
+async function fileSize(path: string, what: string): Promise<number> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) fail(`${path}: is not a file (${what})`);
+    return st.size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') fail(`${path}: not found (${what})`);
+    throw e;
+  }
+}
+
+/**
+ * Reads record files into one dataset, file by file (the next file is read while the current one
+ * is converted), so memory peaks at the dataset plus two files; every error names file and record.
+ */
+async function readSplit(
+  paths: string[],
   layout: Layout,
   classNames: string[],
-): Dataset {
+  what: string,
+): Promise<{ dataset: Dataset; files: SourceFile[] }> {
   const recordBytes = layout.labelBytes + PIXELS;
-  let n = 0;
-  for (const { path, bytes } of parts) {
-    if (bytes.length === 0) fail(`${path}: empty file, expected ${recordBytes}-byte records`);
-    const extra = bytes.length % recordBytes;
-    if (extra !== 0) {
-      const whole = Math.floor(bytes.length / recordBytes);
-      fail(
-        `${path}: ${bytes.length} bytes is not a whole number of ${recordBytes}-byte records ` +
-          `(${whole} records and ${extra} bytes over: truncated or over-long file)`,
-      );
-    }
-    n += bytes.length / recordBytes;
-  }
+  const sizes = await Promise.all(paths.map((p) => fileSize(p, what)));
+  const counts = paths.map((p, f) => recordCount(p, sizes[f], recordBytes));
+  const n = counts.reduce((a, b) => a + b, 0);
   // Shared memory, so the statistics pass can split the images over worker threads.
   const images = new Uint8Array(new SharedArrayBuffer(n * PIXELS));
   const labels = new Int32Array(n);
   const coarse = layout.labelBytes === 2 ? new Uint8Array(n) : undefined;
+  const files: SourceFile[] = [];
+  let next: Promise<Buffer> | null = readInput(paths[0], what);
   let i = 0;
-  for (const { path, bytes } of parts) {
-    const count = bytes.length / recordBytes;
-    for (let r = 0; r < count; r++, i++) {
+  for (let f = 0; f < paths.length; f++) {
+    const path = paths[f];
+    const bytes: Buffer = await (next as Promise<Buffer>);
+    next = f + 1 < paths.length ? readInput(paths[f + 1], what) : null;
+    if (bytes.length !== sizes[f]) fail(`${path}: changed while being read`);
+    files.push(sourceFile(path, bytes));
+    for (let r = 0; r < counts[f]; r++, i++) {
       const off = r * recordBytes;
       const label = bytes[off + layout.labelBytes - 1];
       if (label >= layout.fineClasses)
@@ -154,7 +177,7 @@ function parseRecords(
       planesToPixels(bytes, off + layout.labelBytes, images, i * PIXELS);
     }
   }
-  return {
+  const dataset: Dataset = {
     height: SIDE,
     width: SIDE,
     channels: 3,
@@ -163,6 +186,7 @@ function parseRecords(
     classNames,
     coarseLabels: coarse,
   };
+  return { dataset, files };
 }
 
 async function readNames(
@@ -183,28 +207,20 @@ async function readNames(
   return names;
 }
 
-async function readParts(dir: string, names: string[], what: string) {
-  const parts = await Promise.all(
-    names.map(async (name) => ({
-      path: join(dir, name),
-      bytes: await readInput(join(dir, name), what),
-    })),
-  );
-  const files: SourceFile[] = parts.map((p) => sourceFile(p.path, p.bytes));
-  return { parts, files };
-}
-
 /** CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt. */
 export async function readCifar10(dir: string): Promise<DatasetSplits<Dataset>> {
   const classNames = await readNames(join(dir, 'batches.meta.txt'), 10, CIFAR10_CLASSES);
-  const train = await readParts(dir, CIFAR10_TRAIN_FILES, 'CIFAR-10 training batch');
-  const hasTest = await isFile(join(dir, 'test_batch.bin'));
-  const test = hasTest ? await readParts(dir, ['test_batch.bin'], 'CIFAR-10 test batch') : null;
+  const trainPaths = CIFAR10_TRAIN_FILES.map((f) => join(dir, f));
+  const train = await readSplit(trainPaths, C10, classNames, 'CIFAR-10 training batch');
+  const testPath = join(dir, 'test_batch.bin');
+  const test = (await isFile(testPath))
+    ? await readSplit([testPath], C10, classNames, 'CIFAR-10 test batch')
+    : null;
   return {
     format: 'cifar10',
     dataDir: dir,
-    train: parseRecords(train.parts, C10, classNames),
-    test: test ? parseRecords(test.parts, C10, classNames) : null,
+    train: train.dataset,
+    test: test?.dataset ?? null,
     files: [...train.files, ...(test?.files ?? [])],
   };
 }
@@ -212,16 +228,23 @@ export async function readCifar10(dir: string): Promise<DatasetSplits<Dataset>> 
 /** CIFAR-100 binary version: train.bin, test.bin (optional), fine/coarse_label_names.txt. */
 export async function readCifar100(dir: string): Promise<DatasetSplits<Dataset>> {
   const classNames = await readNames(join(dir, 'fine_label_names.txt'), 100, null);
-  const coarseNames = await readNames(join(dir, 'coarse_label_names.txt'), 20, null);
-  const train = await readParts(dir, ['train.bin'], 'CIFAR-100 training set');
-  const hasTest = await isFile(join(dir, 'test.bin'));
-  const test = hasTest ? await readParts(dir, ['test.bin'], 'CIFAR-100 test set') : null;
-  const withCoarse = (ds: Dataset): Dataset => ({ ...ds, coarseClassNames: coarseNames });
+  const coarseClassNames = await readNames(join(dir, 'coarse_label_names.txt'), 20, null);
+  const train = await readSplit(
+    [join(dir, 'train.bin')],
+    C100,
+    classNames,
+    'CIFAR-100 training set',
+  );
+  const testPath = join(dir, 'test.bin');
+  const test = (await isFile(testPath))
+    ? await readSplit([testPath], C100, classNames, 'CIFAR-100 test set')
+    : null;
+  const withCoarse = (ds: Dataset): Dataset => ({ ...ds, coarseClassNames });
   return {
     format: 'cifar100',
     dataDir: dir,
-    train: withCoarse(parseRecords(train.parts, C100, classNames)),
-    test: test ? withCoarse(parseRecords(test.parts, C100, classNames)) : null,
+    train: withCoarse(train.dataset),
+    test: test ? withCoarse(test.dataset) : null,
     files: [...train.files, ...(test?.files ?? [])],
   };
 }
