@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fail } from './errors.js';
 import type { Dataset, ImageStream } from './data/dataset.js';
-import { isDataset, streamOf } from './data/dataset.js';
+import { imageSize, isDataset, streamOf } from './data/dataset.js';
 import { DownloadSpec, DOWNLOADS, downloadDataset } from './data/download.js';
 import {
   type DatasetKind,
@@ -45,8 +45,11 @@ export function protectedStream(stream: ImageStream, result: SearchResult): Imag
   return {
     ...stream,
     async *records() {
+      // One scratch image for the whole stream (records are valid until the next is read):
+      // fresh memory for every image costs page faults that dominate a fast write.
+      const image = new Uint8Array(imageSize(stream));
       for await (const rec of stream.records()) {
-        const image = rec.image.slice();
+        image.set(rec.image);
         applyToImage(image, stream.width, stream.channels, result.classes[rec.label]);
         yield { ...rec, image };
       }

@@ -32,7 +32,11 @@ export interface ImageRecord {
   ref: string;
 }
 
-/** A split that can be read more than once, possibly without holding it in memory. */
+/**
+ * A split that can be read more than once, possibly without holding it in memory. A record's
+ * `image` may be reused by the stream for the next record: consume or copy it before asking for
+ * the next one.
+ */
 export interface ImageStream extends Shape {
   classNames: string[];
   coarseClassNames?: string[];

@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { x as extractTar } from 'tar';
 import { fail } from '../errors.js';
 
 export interface DownloadSpec {
@@ -190,7 +189,7 @@ export async function downloadDataset(
 
     tmpDir = await mkdtemp(join(destRoot, `.${spec.archiveDir}.tmp-`));
     try {
-      await extractTar({ file: partPath, cwd: tmpDir, gzip: true, strict: true });
+      await (await import('tar')).x({ file: partPath, cwd: tmpDir, gzip: true, strict: true });
     } catch (err) {
       fail(
         `${spec.url}: could not extract the archive (${err instanceof Error ? err.message : String(err)}); ` +

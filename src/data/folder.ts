@@ -15,7 +15,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Dirent } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import type { Metadata, OutputInfo, Sharp, SharpOptions } from 'sharp';
+
+/** sharp (libvips) is loaded on first use: commands that never touch image files start faster. */
+let sharpModule: Promise<typeof import('sharp')> | null = null;
+async function sharp(input: string | Uint8Array, options?: SharpOptions): Promise<Sharp> {
+  sharpModule ??= import('sharp');
+  return (await sharpModule).default(input, options);
+}
 import { fail, OnepixelError } from '../errors.js';
 import type { DatasetSplits, ImageRecord, ImageStream, Shape, SourceFile } from './dataset.js';
 import type { DatasetWriter } from './write.js';
@@ -202,7 +209,7 @@ function sharpMessage(e: unknown): string {
 async function firstShape(file: string, channels: 1 | 3 | undefined): Promise<Shape> {
   let meta: Metadata;
   try {
-    meta = await sharp(file).metadata();
+    meta = await (await sharp(file)).metadata();
   } catch (e) {
     fail(`${file}: not a readable image (${sharpMessage(e)})`);
   }
@@ -216,7 +223,9 @@ async function firstShape(file: string, channels: 1 | 3 | undefined): Promise<Sh
 async function decodeImage(file: string, shape: Shape, firstPath: string): Promise<Uint8Array> {
   let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await sharp(file)
+    out = await (
+      await sharp(file)
+    )
       .removeAlpha()
       .toColourspace(shape.channels === 1 ? 'b-w' : 'srgb')
       .raw({ depth: 'uchar' })
@@ -413,7 +422,8 @@ export const writePngFolder: DatasetWriter = async (dir, splits, onImage) => {
         `${String(index).padStart(indexWidth, '0')}.png`,
       );
       const ref = rec.ref;
-      const img = sharp(rec.image, { raw: { width, height, channels } });
+      // Records are only valid until the next one is read: sharp gets its own copy.
+      const img = await sharp(rec.image.slice(), { raw: { width, height, channels } });
       track(
         (channels === 1 ? img.toColourspace('b-w') : img)
           .png()
