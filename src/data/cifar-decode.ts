@@ -3,10 +3,10 @@
  * split (H×W×C images, labels). Used on the main thread and by cifar-worker.ts, so the files of a
  * dataset can be read, hashed and converted on two cores at once.
  */
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { fail } from '../errors.js';
 import type { SourceFile } from './dataset.js';
-import { sourceFile } from './files.js';
 
 export const SIDE = 32;
 export const PLANE = SIDE * SIDE;
@@ -73,28 +73,23 @@ export function planesToPixels(from: Uint8Array, src: number, to: Uint8Array, ds
   }
 }
 
-/** Fills `into` with the file's bytes; a file of another length than expected is an error. */
-async function readInto(path: string, into: Buffer, what: string): Promise<Buffer> {
-  const fh = await open(path, 'r').catch(() => fail(`${path}: cannot be opened (${what})`));
-  try {
-    let off = 0;
-    while (off < into.length) {
-      const { bytesRead } = await fh.read(into, off, into.length - off, off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    const extra = (await fh.read(Buffer.alloc(1), 0, 1, off)).bytesRead;
-    if (off !== into.length || extra !== 0) fail(`${path}: changed while being read`);
-    return into;
-  } finally {
-    await fh.close();
-  }
-}
+/** Records read and decoded at a time: a small buffer reused for every file (about 3 MB). */
+const CHUNK_RECORDS = 1024;
 
-function decodeRecords(bytes: Buffer, job: DecodeJob, layout: Layout, t: DecodeTarget): void {
+/** Decodes records [first, first + n) of a job held in `bytes`; errors name file and record. */
+function decodeRecords(
+  bytes: Uint8Array,
+  job: DecodeJob,
+  first: number,
+  n: number,
+  layout: Layout,
+  t: DecodeTarget,
+): void {
   const recordBytes = layout.labelBytes + PIXELS;
-  for (let r = 0, i = job.firstRecord; r < job.count; r++, i++) {
-    const off = r * recordBytes;
+  for (let k = 0; k < n; k++) {
+    const r = first + k;
+    const i = job.firstRecord + r;
+    const off = k * recordBytes;
     const label = bytes[off + layout.labelBytes - 1];
     if (label >= layout.fineClasses)
       fail(`${job.path} record ${r}: label byte ${label}, expected 0..${layout.fineClasses - 1}`);
@@ -111,31 +106,48 @@ function decodeRecords(bytes: Buffer, job: DecodeJob, layout: Layout, t: DecodeT
   }
 }
 
+/** Reads, hashes and decodes one file a chunk of records at a time. */
+async function decodeFile(
+  job: DecodeJob,
+  layout: Layout,
+  t: DecodeTarget,
+  buf: Buffer,
+): Promise<SourceFile> {
+  const recordBytes = layout.labelBytes + PIXELS;
+  const fh = await open(job.path, 'r').catch(() =>
+    fail(`${job.path}: cannot be opened (${job.what})`),
+  );
+  const hash = createHash('sha256');
+  try {
+    for (let first = 0; first < job.count; first += CHUNK_RECORDS) {
+      const n = Math.min(CHUNK_RECORDS, job.count - first);
+      const chunk = buf.subarray(0, n * recordBytes);
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, first * recordBytes);
+      if (bytesRead !== chunk.length)
+        fail(`${job.path}: changed while being read (shorter than ${job.size} bytes)`);
+      hash.update(chunk);
+      decodeRecords(chunk, job, first, n, layout, t);
+    }
+    if ((await fh.read(Buffer.alloc(1), 0, 1, job.size)).bytesRead !== 0)
+      fail(`${job.path}: changed while being read (longer than ${job.size} bytes)`);
+  } finally {
+    await fh.close();
+  }
+  return { path: job.path, bytes: job.size, sha256: hash.digest('hex') };
+}
+
 /**
- * Decodes files in order, reading the next while converting the current into two reused buffers
- * (fresh memory is slow to touch here, so no buffer per file); returns each file's hash.
+ * Decodes files in order through one small reused buffer (fresh memory is slow to touch here,
+ * and memory stays at the dataset plus a few MB); returns each file's hash.
  */
 export async function decodeFiles(
   jobs: DecodeJob[],
   targets: DecodeTarget[],
   layout: Layout,
 ): Promise<SourceFile[]> {
-  if (jobs.length === 0) return [];
-  const largest = Math.max(...jobs.map((j) => j.size));
-  const buffers = [
-    Buffer.allocUnsafeSlow(largest),
-    jobs.length > 1 ? Buffer.allocUnsafeSlow(largest) : null,
-  ];
-  const load = (f: number) =>
-    readInto(jobs[f].path, (buffers[f % 2] as Buffer).subarray(0, jobs[f].size), jobs[f].what);
+  const buf = Buffer.allocUnsafeSlow(CHUNK_RECORDS * (layout.labelBytes + PIXELS));
   const files: SourceFile[] = [];
-  let next: Promise<Buffer> | null = load(0);
-  for (let f = 0; f < jobs.length; f++) {
-    const bytes = await (next as Promise<Buffer>);
-    next = f + 1 < jobs.length ? load(f + 1) : null;
-    files.push(sourceFile(jobs[f].path, bytes));
-    decodeRecords(bytes, jobs[f], layout, targets[jobs[f].split]);
-  }
+  for (const job of jobs) files.push(await decodeFile(job, layout, targets[job.split], buf));
   return files;
 }
 

@@ -56,18 +56,23 @@ export function maybeGunzip(path: string, bytes: Buffer): Buffer {
 }
 
 /**
- * Collects small writes into one reused chunk and writes it out when full: plain files through a
- * file handle, gzipped ones through zlib's stream with back-pressure.
+ * Collects small writes into chunks and writes them out: plain files through a file handle, with
+ * two chunks in turn so one is filled while the other is being written; gzipped ones through
+ * zlib's stream with back-pressure. The chunks are reused (fresh memory is slow to touch).
  */
 export class ChunkedWriter {
   private readonly gzip: Gzip | null;
   private readonly out: WriteStream | null;
   private handle: Promise<FileHandle> | null;
-  private readonly buf: Buffer;
+  private readonly bufs: Buffer[];
+  /** The write in flight from each chunk, awaited before the chunk is filled again. */
+  private readonly pending: Array<Promise<void> | null> = [null, null];
+  private current = 0;
   private used = 0;
 
   constructor(path: string, options: { gzip?: boolean; chunkBytes?: number } = {}) {
-    this.buf = Buffer.allocUnsafe(options.chunkBytes ?? 4 << 20);
+    const size = options.chunkBytes ?? 4 << 20;
+    this.bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
     if (options.gzip) {
       this.out = createWriteStream(path);
       this.gzip = createGzip();
@@ -81,34 +86,59 @@ export class ChunkedWriter {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.used + bytes.length > this.buf.length) await this.flush();
-    if (bytes.length > this.buf.length) return this.push(bytes);
-    this.buf.set(bytes, this.used);
+    const buf = this.bufs[this.current];
+    if (this.used + bytes.length > buf.length) await this.flush();
+    if (bytes.length > buf.length) {
+      await this.drain();
+      return this.push(bytes);
+    }
+    this.bufs[this.current].set(bytes, this.used);
     this.used += bytes.length;
   }
 
+  /** Starts writing the current chunk and switches to the other one, once that one is free. */
   private async flush(): Promise<void> {
     if (this.used === 0) return;
-    const n = this.used;
+    const i = this.current;
+    const chunk = this.bufs[i].subarray(0, this.used);
+    this.pending[i] = this.push(chunk);
+    this.current = 1 - i;
     this.used = 0;
-    await this.push(this.buf.subarray(0, n));
+    await this.pending[this.current];
+    this.pending[this.current] = null;
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.all(this.pending);
+    this.pending.fill(null);
   }
 
   private async push(chunk: Uint8Array): Promise<void> {
     if (this.gzip) {
-      // zlib copies nothing before it is done with the chunk, so wait for it before reuse.
+      // zlib may still read the chunk until its callback, so the chunk is not reused before.
       await new Promise<void>((res, rej) =>
         (this.gzip as Gzip).write(chunk, (e) => (e ? rej(e) : res())),
       );
       return;
     }
     const fh = await (this.handle as Promise<FileHandle>);
-    let off = 0;
-    while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    // Writes land in order: each push waits for the one started before it.
+    const before = this.tail;
+    const done = (async () => {
+      await before;
+      let off = 0;
+      while (off < chunk.length)
+        off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    })();
+    this.tail = done.catch(() => undefined);
+    return done;
   }
+
+  private tail: Promise<void> = Promise.resolve();
 
   async close(): Promise<void> {
     await this.flush();
+    await this.drain();
     if (this.gzip && this.out) {
       const done = once(this.out, 'close');
       this.gzip.end();
