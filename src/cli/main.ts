@@ -6,6 +6,8 @@ import { isAborting, removePending } from '../output.js';
 import { VERSION } from '../version.js';
 import { protectCommand } from './protect.js';
 import { inspectCommand } from './inspect.js';
+import { trainCommand } from './train.js';
+import { auditCommand } from './audit.js';
 
 const program = new Command()
   .name('onepixel')
@@ -14,6 +16,8 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 program.addCommand(protectCommand());
 program.addCommand(inspectCommand());
+program.addCommand(trainCommand());
+program.addCommand(auditCommand());
 
 // Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
 for (const [signal, code] of [

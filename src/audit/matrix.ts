@@ -1,0 +1,129 @@
+/**
+ * The audit matrix: every (dataset × model × strategy) cell trained with the same protocol and
+ * measured on the one clean test set. Each cell keeps its own results and checkpoint under the
+ * audit folder, so a killed audit resumes where it stopped and finished cells are not redone.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { fail } from '../errors.js';
+import { sha256 } from '../data/files.js';
+import type { Dataset } from '../data/dataset.js';
+import type { ModelName } from '../nn/models/index.js';
+import { exists } from '../output.js';
+import { type TrainingData, openTrainingData } from '../train/data.js';
+import { type EpochRecord, type TrainConfig, type TrainHooks, train } from '../train/loop.js';
+import { csvLog, summarize, type TrainResults, writeFileAtomic } from '../train/results.js';
+
+export interface AuditDataset {
+  /** Column name: 'clean' or the protected folder's name. */
+  name: string;
+  dir: string;
+  /** 'clean' for the reference data, else what protected it (e.g. 'ops'). */
+  kind: string;
+}
+
+export interface AuditCell {
+  dataset: string;
+  model: ModelName;
+  strategy: string;
+  results: TrainResults;
+}
+
+export interface AuditPlan {
+  datasets: AuditDataset[];
+  models: ModelName[];
+  strategies: string[];
+  /** Config of a cell, from its model and strategy. */
+  configFor: (model: ModelName, strategy: string) => TrainConfig;
+  backend: string;
+  preset: string | null;
+}
+
+function testHash(ds: Dataset): string {
+  const labels = new Uint8Array(ds.labels.buffer, ds.labels.byteOffset, ds.labels.byteLength);
+  return `${sha256(ds.images)}:${sha256(labels)}`;
+}
+
+/** Opens every dataset and refuses a set whose test splits differ (accuracy must be comparable). */
+export async function openAuditData(datasets: AuditDataset[]): Promise<Map<string, TrainingData>> {
+  const out = new Map<string, TrainingData>();
+  let reference: { name: string; hash: string } | null = null;
+  for (const d of datasets) {
+    if (out.has(d.name))
+      fail(`two datasets are both named '${d.name}'; give the folders distinct names`);
+    const data = await openTrainingData(d.dir);
+    const hash = testHash(data.test);
+    if (reference && hash !== reference.hash)
+      fail(
+        `${d.dir}: its test split differs from the one of ${reference.name}; an audit compares ` +
+          'accuracy on one clean test set, so every dataset must carry the same test split',
+      );
+    reference ??= { name: d.dir, hash };
+    out.set(d.name, data);
+  }
+  return out;
+}
+
+export function cellName(dataset: string, model: string, strategy: string): string {
+  return `${dataset}__${model}__${strategy}`.replace(/[^A-Za-z0-9_.+-]/g, '_');
+}
+
+/** Runs (or resumes) every cell; `hooks` reports progress of the cell under way. */
+export async function runAudit(
+  plan: AuditPlan,
+  outDir: string,
+  hooks: (cell: string) => TrainHooks,
+  log: (line: string) => void,
+): Promise<AuditCell[]> {
+  const data = await openAuditData(plan.datasets);
+  await mkdir(join(outDir, 'cells'), { recursive: true });
+  const cells: AuditCell[] = [];
+  for (const strategy of plan.strategies) {
+    for (const model of plan.models) {
+      for (const d of plan.datasets) {
+        const name = cellName(d.name, model, strategy);
+        const resultsPath = join(outDir, 'cells', `${name}.json`);
+        if (await exists(resultsPath)) {
+          const prev = JSON.parse(await readFile(resultsPath, 'utf8')) as TrainResults;
+          if (prev.finished) {
+            cells.push({ dataset: d.name, model, strategy, results: prev });
+            log(`${name}: done before (${(100 * (prev.finalTestAccuracy ?? 0)).toFixed(2)}%)`);
+            continue;
+          }
+        }
+        const config = plan.configFor(model, strategy);
+        const history: EpochRecord[] = [];
+        const h = hooks(name);
+        const run = await train(
+          config,
+          data.get(d.name) as TrainingData,
+          join(outDir, 'cells', `${name}.ckpt`),
+          {
+            ...h,
+            onEpoch: async (r) => {
+              history.push(r);
+              await writeFileAtomic(join(outDir, 'cells', `${name}.csv`), csvLog(history));
+              await h.onEpoch?.(r);
+            },
+          },
+        );
+        const results = summarize(config, run.history, {
+          backend: plan.backend,
+          data: d.dir,
+          strategy,
+          finished: run.finished,
+          preset: plan.preset,
+        });
+        await writeFileAtomic(resultsPath, JSON.stringify(results, null, 2) + '\n');
+        if (!run.finished) return cells;
+        cells.push({ dataset: d.name, model, strategy, results });
+        log(`${name}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`);
+      }
+    }
+  }
+  return cells;
+}
+
+export function datasetName(dir: string): string {
+  return basename(dir.replace(/\/+$/, '')) || dir;
+}

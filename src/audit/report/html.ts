@@ -1,0 +1,140 @@
+/**
+ * A self-contained HTML report: the accuracy table, per-epoch clean-test accuracy curves (inline
+ * SVG), and sample images, original beside protected, magnified with the shortcut pixel outlined.
+ */
+import type { Dataset } from '../../data/dataset.js';
+import { imageAt } from '../../data/dataset.js';
+import type { Manifest } from '../../manifest.js';
+import type { AuditCell } from '../matrix.js';
+import { cellOf, type TableLayout } from './table.js';
+
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+
+function esc(s: string): string {
+  return s.replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string,
+  );
+}
+
+/** One chart: accuracy (0–100 %) per epoch, a line per dataset. */
+export function curveSvg(series: Array<{ name: string; values: number[] }>, title: string): string {
+  const W = 360;
+  const H = 200;
+  const pad = { l: 36, r: 10, t: 22, b: 28 };
+  const epochs = Math.max(1, ...series.map((s) => s.values.length));
+  const x = (e: number) => pad.l + (W - pad.l - pad.r) * (epochs === 1 ? 0.5 : e / (epochs - 1));
+  const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
+  const grid = [0, 0.25, 0.5, 0.75, 1]
+    .map(
+      (a) =>
+        `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(a)}" y2="${y(a)}" stroke="#ddd"/><text x="${pad.l - 4}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}</text>`,
+    )
+    .join('');
+  const lines = series
+    .map((s, i) => {
+      const pts = s.values.map((v, e) => `${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+      const c = COLOURS[i % COLOURS.length];
+      return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r}" y="${pad.t + 12 * i}" font-size="10" text-anchor="end" fill="${c}">${esc(s.name)}</text>`;
+    })
+    .join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${W / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
+}
+
+async function pngDataUri(ds: Dataset, i: number, scale: number): Promise<string> {
+  const sharp = (await import('sharp')).default; // loaded only when a report is made
+  const png = await sharp(Buffer.from(imageAt(ds, i)), {
+    raw: { width: ds.width, height: ds.height, channels: ds.channels as 1 | 3 },
+  })
+    .resize(ds.width * scale, ds.height * scale, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
+  return `data:image/png;base64,${png.toString('base64')}`;
+}
+
+/** Original and protected image of each class, the chosen pixels outlined. */
+export async function samplesHtml(
+  clean: Dataset,
+  prot: Dataset,
+  m: Manifest,
+  scale = 6,
+): Promise<string> {
+  const rows: string[] = [];
+  for (const cls of m.classes) {
+    const i = prot.labels.indexOf(cls.label);
+    if (i < 0) continue;
+    const boxes = cls.pixels
+      .map(
+        (p) =>
+          `<rect x="${p.col * scale}" y="${p.row * scale}" width="${scale}" height="${scale}" fill="none" stroke="#f0f" stroke-width="2"/>`,
+      )
+      .join('');
+    const w = clean.width * scale;
+    const h = clean.height * scale;
+    const fig = async (ds: Dataset, label: string) =>
+      `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><image href="${await pngDataUri(ds, i, scale)}" width="${w}" height="${h}"/>${boxes}</svg><figcaption>${label}</figcaption></figure>`;
+    const px = cls.pixels.map((p) => `(${p.row}, ${p.col}) = [${p.value.join(', ')}]`).join('; ');
+    rows.push(
+      `<div class="pair"><h4>${esc(cls.name)} — ${esc(px)}</h4>${await fig(clean, 'original')}${await fig(prot, 'protected')}</div>`,
+    );
+  }
+  return rows.join('\n');
+}
+
+export interface ReportInput {
+  title: string;
+  cells: AuditCell[];
+  layout: TableLayout;
+  /** Per protected dataset with a manifest: its samples section. */
+  samples: Array<{ name: string; html: string }>;
+  notes: string[];
+}
+
+export function reportHtml(r: ReportInput): string {
+  const { layout, cells } = r;
+  const tables = layout.models
+    .map((model) => {
+      const head = layout.datasets.map((d) => `<th>${esc(d)}</th>`).join('');
+      const body = layout.strategies
+        .map((s) => {
+          const tds = layout.datasets
+            .map((d) => {
+              const a = cellOf(cells, d, model, s)?.results.finalTestAccuracy;
+              return `<td>${a === null || a === undefined ? '—' : (100 * a).toFixed(2)}</td>`;
+            })
+            .join('');
+          return `<tr><th>${esc(s)}</th>${tds}</tr>`;
+        })
+        .join('');
+      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table><tr><th>strategy</th>${head}</tr>${body}</table>`;
+    })
+    .join('\n');
+  const charts = layout.models
+    .flatMap((model) =>
+      layout.strategies.map((s) =>
+        curveSvg(
+          layout.datasets.map((d) => ({
+            name: d,
+            values: cellOf(cells, d, model, s)?.results.testAccuracy ?? [],
+          })),
+          `${model}, ${s}: clean-test accuracy per epoch`,
+        ),
+      ),
+    )
+    .join('\n');
+  const samples = r.samples.map((s) => `<h3>${esc(s.name)}</h3>${s.html}`).join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
+</head><body>
+<h1>${esc(r.title)}</h1>
+${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
+<h2>Accuracy on the clean test set</h2>
+${tables}
+<h2>Per-epoch curves</h2>
+${charts}
+<h2>Samples: original and protected (shortcut pixel outlined)</h2>
+${samples}
+</body></html>
+`;
+}

@@ -1,0 +1,165 @@
+/** `onepixel audit`: the clean-vs-protected matrix over models and strategies, with a report. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { fail } from '../errors.js';
+import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
+import { isModelName, MODELS, type ModelName } from '../nn/models/index.js';
+import { type AuditDataset, datasetName, runAudit } from '../audit/matrix.js';
+import { markdownTable } from '../audit/report/table.js';
+import { reportHtml, samplesHtml } from '../audit/report/html.js';
+import { openTrainingData } from '../train/data.js';
+import { readManifest } from '../manifest.js';
+import { exists } from '../output.js';
+import { PRESETS, type PresetName } from '../train/presets.js';
+import { writeFileAtomic } from '../train/results.js';
+import { configFrom, parseStrategy } from './train.js';
+import { progressBar, type ProgressBar } from './progress.js';
+import { positiveInt } from './protect.js';
+
+interface Flags {
+  clean: string;
+  protected: string;
+  models: string;
+  strategies: string;
+  preset?: PresetName;
+  epochs?: number;
+  seed: number;
+  backend: BackendName;
+  out: string;
+}
+
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+
+export function auditCommand(): Command {
+  return new Command('audit')
+    .description(
+      'train every model × strategy on clean and protected data; report clean-test accuracy',
+    )
+    .requiredOption('--clean <dir>', 'the clean dataset folder (reference column)')
+    .requiredOption('--protected <dirs>', 'protected folder(s), comma-separated')
+    .option('--models <names>', `models, comma-separated (${MODELS.join(', ')})`, 'lenet5')
+    .option(
+      '--strategies <names>',
+      'strategies, comma-separated (see onepixel train --help)',
+      'standard',
+    )
+    .addOption(
+      new Option('--preset <name>', 'protocol for every cell').choices(PRESETS).default('quick'),
+    )
+    .option('--epochs <n>', "override the preset's epochs", positiveInt('--epochs'))
+    .option('--seed <n>', 'seed of every cell', (v) => Number(v), 0)
+    .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
+    .requiredOption('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
+    .action(async (f: Flags) => {
+      const models = list(f.models);
+      for (const m of models)
+        if (!isModelName(m)) fail(`unknown model '${m}' (--models); valid: ${MODELS.join(', ')}`);
+      const strategies = list(f.strategies);
+      strategies.forEach(parseStrategy);
+      const datasets: AuditDataset[] = [
+        { name: 'clean', dir: f.clean, kind: 'clean' },
+        ...list(f.protected).map((dir) => ({ name: datasetName(dir), dir, kind: 'protected' })),
+      ];
+      const backend = await initEngine(f.backend);
+      await mkdir(f.out, { recursive: true });
+      let stop = false;
+      process.removeAllListeners('SIGINT');
+      process.once('SIGINT', () => {
+        stop = true;
+        process.stderr.write('\nonepixel: stopping after this step; writing a checkpoint\n');
+      });
+      let bar: ProgressBar | null = null;
+      let barKey = '';
+      const cells = await runAudit(
+        {
+          datasets,
+          models: models as ModelName[],
+          strategies,
+          configFor: (model, strategy) =>
+            configFrom({
+              data: '',
+              model,
+              strategy,
+              preset: f.preset,
+              epochs: f.epochs,
+              seed: f.seed,
+              backend: f.backend,
+              epsilon: 8,
+              attackStep: 2,
+              attackSteps: 10,
+              resume: false,
+              force: false,
+            }),
+          backend,
+          preset: f.preset ?? null,
+        },
+        f.out,
+        (cell) => ({
+          shouldStop: () => stop,
+          onStep: (done, total, epoch) => {
+            const key = `${cell} ${epoch}`;
+            if (key !== barKey) {
+              bar?.stop();
+              bar = progressBar(`${cell} epoch ${epoch + 1}`, total, 'img');
+              barKey = key;
+            }
+            bar?.update(done);
+          },
+          onEpoch: () => {
+            bar?.stop();
+            bar = null;
+            barKey = '';
+          },
+        }),
+        (line) => process.stdout.write(line + '\n'),
+      );
+      const layout = { models, strategies, datasets: datasets.map((d) => d.name) };
+      const table = markdownTable(cells, layout);
+      const done = cells.length === models.length * strategies.length * datasets.length;
+      await writeFileAtomic(
+        join(f.out, 'results.json'),
+        JSON.stringify(
+          {
+            complete: done,
+            backend,
+            preset: f.preset ?? null,
+            datasets,
+            models,
+            strategies,
+            cells,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
+      await writeFileAtomic(join(f.out, 'table.md'), table);
+      const clean = await openTrainingData(f.clean);
+      const samples: Array<{ name: string; html: string }> = [];
+      for (const d of datasets.slice(1)) {
+        if (!(await exists(join(d.dir, 'manifest.json')))) continue;
+        const prot = await openTrainingData(d.dir);
+        samples.push({
+          name: d.name,
+          html: await samplesHtml(clean.train, prot.train, await readManifest(d.dir)),
+        });
+      }
+      const html = reportHtml({
+        title: 'onepixel audit',
+        cells,
+        layout,
+        samples,
+        notes: [
+          `Final clean-test accuracy after training on each dataset (backend ${backend}, preset ${f.preset ?? 'custom'}, seed ${f.seed}).`,
+          done ? 'All cells finished.' : 'Incomplete: run the same command again to resume.',
+        ],
+      });
+      await writeFile(join(f.out, 'report.html'), html);
+      process.stdout.write('\n' + table + '\n');
+      if (stop) process.exit(130);
+    });
+}

@@ -1,0 +1,229 @@
+/** `onepixel train`: train a model on a (protected) dataset, report clean-test accuracy. */
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { fail } from '../errors.js';
+import { DATASETS, type DatasetKind } from '../data/formats.js';
+import { exists } from '../output.js';
+import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
+import { MODELS, type ModelName } from '../nn/models/index.js';
+import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
+import { STRATEGIES, type Strategy } from '../train/augment.js';
+import { openTrainingData } from '../train/data.js';
+import { type EpochRecord, type TrainConfig, train } from '../train/loop.js';
+import { PAPER_ATTACK, PRESET_CONFIG, PRESETS, type PresetName } from '../train/presets.js';
+import { csvLog, summarize, writeFileAtomic } from '../train/results.js';
+import { progressBar, type ProgressBar } from './progress.js';
+import { positiveInt } from './protect.js';
+
+/** Training strategies: an augmentation, optionally with adversarial training ('at', 'at+cutout'…). */
+export const TRAIN_STRATEGIES = [
+  ...STRATEGIES,
+  'at',
+  ...STRATEGIES.filter((s) => s !== 'none' && s !== 'standard').map((s) => `at+${s}`),
+];
+
+export function parseStrategy(name: string): { augment: Strategy; adversarial: boolean } {
+  if (!TRAIN_STRATEGIES.includes(name))
+    fail(`unknown strategy '${name}' (--strategy); valid: ${TRAIN_STRATEGIES.join(', ')}`);
+  if (name === 'at') return { augment: 'standard', adversarial: true };
+  if (name.startsWith('at+')) return { augment: name.slice(3) as Strategy, adversarial: true };
+  return { augment: name as Strategy, adversarial: false };
+}
+
+function positiveNumber(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${flag} must be a positive number (got '${v}')`);
+    return n;
+  };
+}
+
+function nonNegative(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0)
+      throw new InvalidArgumentError(`${flag} must be a number ≥ 0 (got '${v}')`);
+    return n;
+  };
+}
+
+function epochList(v: string): number[] {
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1))
+    throw new InvalidArgumentError(`--milestones takes epochs like 100,150 (got '${v}')`);
+  return xs;
+}
+
+interface Flags {
+  data: string;
+  dataset?: DatasetKind;
+  model?: ModelName;
+  strategy?: string;
+  preset?: PresetName;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  schedule?: ScheduleName;
+  milestones?: number[];
+  seed: number;
+  backend: BackendName;
+  epsilon: number;
+  attackStep: number;
+  attackSteps: number;
+  widen?: number;
+  results?: string;
+  log?: string;
+  checkpoint?: string;
+  resume: boolean;
+  force: boolean;
+}
+
+/** The run's config: flags over the preset over the defaults (the quick protocol). */
+export function configFrom(f: Flags): TrainConfig {
+  const preset = f.preset ? PRESET_CONFIG[f.preset] : {};
+  const base = { ...PRESET_CONFIG.quick, gamma: 0.1, ...preset };
+  const strategy = parseStrategy(f.strategy ?? (base.strategy as string) ?? 'standard');
+  return {
+    model: f.model ?? base.model ?? 'lenet5',
+    strategy: strategy.augment,
+    adversarial: strategy.adversarial
+      ? { epsilon: f.epsilon / 255, step: f.attackStep / 255, steps: f.attackSteps }
+      : null,
+    epochs: f.epochs ?? base.epochs ?? 15,
+    batchSize: f.batchSize ?? base.batchSize ?? 128,
+    lr: f.lr ?? base.lr ?? 0.05,
+    momentum: f.momentum ?? base.momentum ?? 0.9,
+    weightDecay: f.weightDecay ?? base.weightDecay ?? 5e-4,
+    schedule: f.schedule ?? base.schedule ?? 'onecycle',
+    milestones: f.milestones ?? base.milestones ?? [],
+    gamma: base.gamma ?? 0.1,
+    seed: f.seed,
+    ...(f.widen ? { widen: f.widen } : {}),
+  };
+}
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('train a model on a dataset folder and report accuracy on its clean test split')
+    .requiredOption('--data <dir>', 'a folder written by onepixel protect, or any dataset folder')
+    .addOption(
+      new Option('--dataset <kind>', 'kind of a plain dataset folder (default: guessed)').choices(
+        DATASETS,
+      ),
+    )
+    .addOption(
+      new Option('--model <name>', "network (default: the preset's, else lenet5)").choices(MODELS),
+    )
+    .option('--strategy <name>', `training strategy: ${TRAIN_STRATEGIES.join(', ')}`)
+    .addOption(
+      new Option('--preset <name>', 'protocol: quick (CPU-sized) or paper (200 epochs)').choices(
+        PRESETS,
+      ),
+    )
+    .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
+    .option('--lr <x>', 'learning rate (max lr for onecycle)', positiveNumber('--lr'))
+    .option('--momentum <x>', 'SGD momentum', nonNegative('--momentum'))
+    .option('--weight-decay <x>', 'SGD weight decay', nonNegative('--weight-decay'))
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES))
+    .option('--milestones <epochs>', 'multistep: epochs where lr ×0.1, e.g. 100,150', epochList)
+    .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', (v) => Number(v), 0)
+    .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
+    .option(
+      '--epsilon <x>',
+      'adversarial training: L∞ radius in /255 units',
+      positiveNumber('--epsilon'),
+      PAPER_ATTACK.epsilon * 255,
+    )
+    .option(
+      '--attack-step <x>',
+      'adversarial training: PGD step in /255 units',
+      positiveNumber('--attack-step'),
+      PAPER_ATTACK.step * 255,
+    )
+    .option(
+      '--attack-steps <n>',
+      'adversarial training: PGD steps',
+      positiveInt('--attack-steps'),
+      PAPER_ATTACK.steps,
+    )
+    .option('--widen <k>', 'WRN widening factor', positiveInt('--widen'))
+    .option('--results <file>', 'results JSON (default: results.json in the working folder)')
+    .option('--log <file>', 'per-epoch CSV log (default: the results file with .csv)')
+    .option('--checkpoint <dir>', 'checkpoint folder (default: the results file with .ckpt)')
+    .option('--resume', 'continue from the checkpoint folder', false)
+    .option('--force', 'discard an existing checkpoint and start over', false)
+    .action(async (f: Flags) => {
+      const config = configFrom(f);
+      const results = f.results ?? 'results.json';
+      const log = f.log ?? results.replace(/\.json$/i, '') + '.csv';
+      const ckpt = f.checkpoint ?? results.replace(/\.json$/i, '') + '.ckpt';
+      if (await exists(ckpt)) {
+        if (f.force) await rm(ckpt, { recursive: true, force: true });
+        else if (!f.resume)
+          fail(
+            `${ckpt}: a checkpoint exists; pass --resume to continue it or --force to start over`,
+          );
+      } else if (f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
+      const backend = await initEngine(f.backend);
+      const data = await openTrainingData(f.data, f.dataset);
+      await mkdir(dirname(results), { recursive: true });
+      let stop = false;
+      const onSignal = () => {
+        stop = true;
+        process.stderr.write('\nonepixel: stopping after this step; writing a checkpoint\n');
+      };
+      process.removeAllListeners('SIGINT');
+      process.once('SIGINT', onSignal);
+      const history: EpochRecord[] = [];
+      let bar: ProgressBar | null = null;
+      let barEpoch = -1;
+      const strategy = f.strategy ?? (config.adversarial ? 'at' : config.strategy);
+      const extra = { backend, data: f.data, strategy, preset: f.preset ?? null };
+      const run = await train(config, data, ckpt, {
+        shouldStop: () => stop,
+        onStep: (done, total, epoch) => {
+          if (epoch !== barEpoch) {
+            bar?.stop();
+            bar = progressBar(`epoch ${epoch + 1}/${config.epochs}`, total, 'img');
+            barEpoch = epoch;
+          }
+          bar?.update(done);
+        },
+        onEpoch: async (r) => {
+          bar?.stop();
+          bar = null;
+          barEpoch = -1;
+          process.stdout.write(
+            `epoch ${String(r.epoch).padStart(3)}  loss ${r.trainLoss.toFixed(4)}  train ${(100 * r.trainAccuracy).toFixed(2)}%  ` +
+              `test ${(100 * r.testAccuracy).toFixed(2)}%  lr ${r.lr.toExponential(2)}  ${r.imagesPerSecond.toFixed(0)} img/s\n`,
+          );
+          history.push(r);
+          await writeFileAtomic(log, csvLog(history));
+        },
+      });
+      await writeFileAtomic(log, csvLog(run.history));
+      await writeFileAtomic(
+        results,
+        JSON.stringify(
+          summarize(config, run.history, { ...extra, finished: run.finished }),
+          null,
+          2,
+        ) + '\n',
+      );
+      if (!run.finished) {
+        process.stderr.write(
+          `onepixel: stopped; resume with the same command and --resume (checkpoint ${ckpt})\n`,
+        );
+        process.exit(130);
+      }
+      const last = run.history[run.history.length - 1];
+      process.stdout.write(
+        `final clean-test accuracy ${(100 * last.testAccuracy).toFixed(2)}% → ${results}\n`,
+      );
+    });
+}

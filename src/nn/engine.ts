@@ -1,0 +1,91 @@
+/**
+ * Backend choice for training: which tfjs engine runs the tensors.
+ *
+ * - `wasm`: tfjs' WebAssembly backend (XNNPACK, SIMD, one thread in Node), loaded from the local
+ *   `@tensorflow/tfjs-backend-wasm/dist/` folder (never a CDN), with the training kernels it lacks
+ *   registered by ./wasm-kernels.ts.
+ * - `cpu`: tfjs' pure-JS backend — very slow; a reference for tests.
+ * - `auto`: `native` when present (not in this build), else `wasm`.
+ * - `webgpu`, `native`: names reserved for engines this build does not ship.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { fail } from '../errors.js';
+import { registerWasmTrainingKernels } from './wasm-kernels.js';
+
+export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
+
+/** Every backend name `initEngine` knows, in the order help texts list them. */
+export const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu', 'native'];
+
+/** The names this build can actually run. */
+export const AVAILABLE_BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu'];
+
+const require = createRequire(import.meta.url);
+
+/** The folder holding tfjs-backend-wasm's .wasm binaries, with a trailing separator. */
+export function wasmDir(): string {
+  const pkg = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
+  return path.join(path.dirname(pkg), 'dist') + path.sep;
+}
+
+/** Whether the native (oneDNN) addon is present. It is not part of this build yet. */
+export function nativeAvailable(): boolean {
+  return false;
+}
+
+let wasmPathsSet = false;
+
+async function useWasm(): Promise<string> {
+  registerWasmTrainingKernels();
+  if (!wasmPathsSet) {
+    setWasmPaths(wasmDir());
+    wasmPathsSet = true;
+  }
+  const ok = await tf.setBackend('wasm');
+  if (!ok) fail(`could not start the wasm backend from ${wasmDir()}; try --backend cpu (slow)`);
+  await tf.ready();
+  return tf.getBackend();
+}
+
+async function useCpu(): Promise<string> {
+  const ok = await tf.setBackend('cpu');
+  if (!ok) fail('could not start the cpu backend');
+  await tf.ready();
+  // Its first write prints an "install tfjs-node" banner, which cannot install offline anyway.
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  return tf.getBackend();
+}
+
+function listed(names: readonly string[]): string {
+  return names.map((n) => `'${n}'`).join(', ');
+}
+
+/**
+ * Sets up the tfjs backend `name` and makes it current; returns the backend's real name
+ * ('wasm' or 'cpu'). Calling it again (with the same or another name) is fine.
+ */
+export async function initEngine(name: BackendName = 'auto'): Promise<string> {
+  switch (name) {
+    case 'auto':
+      return nativeAvailable() ? fail('the native backend is not wired up yet') : useWasm();
+    case 'wasm':
+      return useWasm();
+    case 'cpu':
+      return useCpu();
+    case 'webgpu':
+    case 'native':
+      return fail(
+        `backend '${name}' is not available in this build of onepixel; ` +
+          `available backends: ${listed(AVAILABLE_BACKENDS)}`,
+      );
+    default:
+      return fail(
+        `unknown backend '${String(name)}'; valid backends: ${listed(BACKENDS)} ` +
+          `(available in this build: ${listed(AVAILABLE_BACKENDS)})`,
+      );
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * L∞ projected gradient descent (Madry et al. 2018) with a random start, for adversarial training
+ * (ops-spec §4: PGD-10, ε = 8/255, step 2/255). Starting from x + U(−ε, ε) clipped to [0, 1], each
+ * step ascends the loss along the sign of its input gradient and projects back onto
+ * [x − ε, x + ε] ∩ [0, 1].
+ */
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradient functions; tfjs-layers' bundle registers all of them.
+import '@tensorflow/tfjs-layers';
+import type { Rng } from './rng.js';
+
+export interface PgdOptions {
+  /** L∞ radius. Default 8/255. */
+  epsilon?: number;
+  /** Step size. Default 2/255. */
+  step?: number;
+  /** Number of steps. Default 10. */
+  steps?: number;
+  /** Draws the random start (seeded, so an attack is reproducible). */
+  rng: Rng;
+  /** Start from a uniform point of the ε-ball (default true) or from x itself. */
+  randomStart?: boolean;
+}
+
+/** The paper's PGD settings. */
+export const PGD_DEFAULTS = { epsilon: 8 / 255, step: 2 / 255, steps: 10 } as const;
+
+/**
+ * An adversarial version of `x` (a new tensor the caller disposes): maximises `lossOf` within the
+ * L∞ ball of radius ε around x, intersected with [0, 1]. `lossOf` maps a batch to a scalar loss
+ * (e.g. the mean cross-entropy of the model on the true labels); only its gradient with respect to
+ * the input is taken, the model's variables are not touched. Which mode the model runs in
+ * (batch-norm statistics frozen or not) is the caller's choice inside `lossOf`; Madry-style
+ * reference code attacks in eval mode. `x` is not disposed.
+ */
+export function pgd(
+  lossOf: (x: tf.Tensor4D) => tf.Scalar,
+  x: tf.Tensor4D,
+  opts: PgdOptions,
+): tf.Tensor4D {
+  const epsilon = opts.epsilon ?? PGD_DEFAULTS.epsilon;
+  const step = opts.step ?? PGD_DEFAULTS.step;
+  const steps = opts.steps ?? PGD_DEFAULTS.steps;
+  if (!(epsilon >= 0)) throw new RangeError(`pgd: epsilon ${epsilon} must be ≥ 0`);
+  if (!(step >= 0)) throw new RangeError(`pgd: step ${step} must be ≥ 0`);
+  if (!Number.isInteger(steps) || steps < 0)
+    throw new RangeError(`pgd: steps ${steps} must be a non-negative integer`);
+
+  const lower = tf.tidy(() => tf.maximum(tf.sub(x, epsilon), 0));
+  const upper = tf.tidy(() => tf.minimum(tf.add(x, epsilon), 1));
+  const grad = tf.grad((input: tf.Tensor) => lossOf(input as tf.Tensor4D));
+  try {
+    let adv: tf.Tensor4D = tf.tidy(() => {
+      if (opts.randomStart === false) return tf.clone(x);
+      const size = x.size;
+      const noise = new Float32Array(size);
+      for (let i = 0; i < size; i++) noise[i] = (2 * opts.rng.uniform() - 1) * epsilon;
+      return tf.clipByValue(tf.add(x, tf.tensor(noise, x.shape, 'float32')), 0, 1) as tf.Tensor4D;
+    });
+    for (let k = 0; k < steps; k++) {
+      const next = tf.tidy(() => {
+        const g = grad(adv);
+        const moved = tf.add(adv, tf.mul(tf.sign(g), step));
+        return tf.minimum(tf.maximum(moved, lower), upper) as tf.Tensor4D;
+      });
+      adv.dispose();
+      adv = next;
+    }
+    return adv;
+  } finally {
+    lower.dispose();
+    upper.dispose();
+  }
+}

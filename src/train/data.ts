@@ -1,0 +1,79 @@
+/**
+ * Training data: any folder onepixel can read (a protected copy with its manifest, or a plain
+ * dataset), fully in memory, since training visits every image every epoch.
+ */
+import { join } from 'node:path';
+import { fail } from '../errors.js';
+import type { Dataset, DatasetSplits, ImageStream } from '../data/dataset.js';
+import { imageSize, isDataset } from '../data/dataset.js';
+import { type DatasetKind, openDataset, readerKindFor } from '../data/formats.js';
+import { isFile } from '../data/files.js';
+import { MANIFEST, readManifest } from '../manifest.js';
+
+/** Reads a stream into memory (class folders are streams). */
+export async function materialize(stream: ImageStream): Promise<Dataset> {
+  const size = imageSize(stream);
+  const images = new Uint8Array(stream.count * size);
+  const labels = new Int32Array(stream.count);
+  let i = 0;
+  for await (const rec of stream.records()) {
+    if (i >= stream.count) fail(`${rec.ref}: more images than the ${stream.count} announced`);
+    images.set(rec.image, i * size);
+    labels[i++] = rec.label;
+  }
+  if (i !== stream.count) fail(`only ${i} of ${stream.count} images could be read`);
+  return {
+    height: stream.height,
+    width: stream.width,
+    channels: stream.channels,
+    images,
+    labels,
+    classNames: stream.classNames,
+  };
+}
+
+async function inMemory(x: Dataset | ImageStream): Promise<Dataset> {
+  return isDataset(x) ? x : materialize(x);
+}
+
+/** Guesses a plain dataset's kind from the files it holds. */
+async function guessKind(dir: string): Promise<DatasetKind> {
+  if (await isFile(join(dir, 'data_batch_1.bin'))) return 'cifar10';
+  if (await isFile(join(dir, 'train.bin'))) return 'cifar100';
+  if (await isFile(join(dir, 'x_train.npy'))) return 'npy';
+  for (const f of ['train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte'])
+    if (await isFile(join(dir, f))) return 'fashion-mnist';
+  return 'folder';
+}
+
+export interface TrainingData {
+  train: Dataset;
+  test: Dataset;
+  /** What the folder is: 'ops' for a protected copy, else the plain dataset kind. */
+  kind: string;
+  dir: string;
+}
+
+/** Opens a folder for training; `kind` overrides the guess for plain datasets. */
+export async function openTrainingData(dir: string, kind?: DatasetKind): Promise<TrainingData> {
+  let splits: DatasetSplits<Dataset | ImageStream>;
+  let what: string;
+  if (await isFile(join(dir, MANIFEST))) {
+    const m = await readManifest(dir);
+    splits = await openDataset(readerKindFor(m.output.format, m.source.dataset), dir, {
+      classNames: m.classes.map((c) => c.name),
+    });
+    what = m.method;
+  } else {
+    const k = kind ?? (await guessKind(dir));
+    splits = await openDataset(k, dir);
+    what = k;
+  }
+  if (!splits.test) fail(`${dir}: no test split; training reports accuracy on the clean test set`);
+  return {
+    train: await inMemory(splits.train),
+    test: await inMemory(splits.test),
+    kind: what,
+    dir,
+  };
+}

@@ -1,0 +1,280 @@
+/**
+ * The training loop, top to bottom: build the model, then for each epoch shuffle, augment, (attack,)
+ * step SGD, and measure clean-test accuracy. Checkpoints after every epoch (and when stopped) let a
+ * killed run resume to the same result as an uninterrupted one.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { fail } from '../errors.js';
+import type { Dataset } from '../data/dataset.js';
+import { buildModel, type ModelName } from '../nn/models/index.js';
+import { SGD } from '../nn/optim.js';
+import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
+import { pgd } from './adversarial.js';
+import { type Strategy, makeBatch, mixTargets } from './augment.js';
+import { loadCheckpoint, saveCheckpoint, type Tensorish } from './checkpoint.js';
+import { Rng } from './rng.js';
+
+export interface AttackConfig {
+  epsilon: number;
+  step: number;
+  steps: number;
+}
+
+/** Everything that decides the result; a resumed run must have the same. */
+export interface TrainConfig {
+  model: ModelName;
+  strategy: Strategy;
+  /** L∞ PGD adversarial training, or null for none. */
+  adversarial: AttackConfig | null;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: ScheduleName;
+  /** multistep: epochs at which lr ×gamma. */
+  milestones: number[];
+  gamma: number;
+  seed: number;
+  /** WRN widening factor. */
+  widen?: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  lr: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainHooks {
+  /** After each step: images done in the epoch, images per epoch, epoch index. */
+  onStep?: (done: number, total: number, epoch: number) => void;
+  onEpoch?: (r: EpochRecord) => void | Promise<void>;
+  /** Checked between steps; when true, a checkpoint is written and training stops. */
+  shouldStop?: () => boolean;
+}
+
+export interface TrainRun {
+  config: TrainConfig;
+  history: EpochRecord[];
+  /** False when stopped early (shouldStop). */
+  finished: boolean;
+}
+
+function weightsOf(model: LayersModel): Tensorish[] {
+  return model.weights.map((w) => {
+    const t = w.read();
+    return { name: w.originalName, shape: t.shape, values: t.dataSync() as Float32Array };
+  });
+}
+
+function setWeights(model: LayersModel, saved: Tensorish[], dir: string): void {
+  if (saved.length !== model.weights.length)
+    fail(
+      `${dir}: checkpoint has ${saved.length} weight tensors, the model ${model.weights.length}`,
+    );
+  const tensors = saved.map((s, i) => {
+    const w = model.weights[i];
+    if (s.name !== w.originalName || s.shape.join() !== w.shape.join())
+      fail(
+        `${dir}: checkpoint weight ${s.name} [${s.shape}] does not fit ${w.originalName} [${w.shape}]`,
+      );
+    return tf.tensor(s.values, s.shape);
+  });
+  model.setWeights(tensors);
+  tensors.forEach((t) => t.dispose());
+}
+
+/** Mean cross-entropy of logits against soft targets. */
+function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1))) as tf.Scalar;
+}
+
+/** Clean accuracy of the model on a dataset, in batches, in inference mode. */
+export function evaluate(model: LayersModel, ds: Dataset, batch = 500): number {
+  const n = ds.labels.length;
+  const size = ds.height * ds.width * ds.channels;
+  let correct = 0;
+  for (let s = 0; s < n; s += batch) {
+    const m = Math.min(batch, n - s);
+    const x = new Float32Array(m * size);
+    const src = ds.images.subarray(s * size, (s + m) * size);
+    for (let k = 0; k < x.length; k++) x[k] = src[k] / 255;
+    const pred = tf.tidy(() => {
+      const logits = model.apply(tf.tensor4d(x, [m, ds.height, ds.width, ds.channels]), {
+        training: false,
+      }) as tf.Tensor;
+      return tf.argMax(logits, -1).dataSync();
+    });
+    for (let k = 0; k < m; k++) if (pred[k] === ds.labels[s + k]) correct++;
+  }
+  return correct / n;
+}
+
+/** The seed of epoch e's shuffling and augmentation: a function of the run's seed only. */
+function epochRng(seed: number, epoch: number): Rng {
+  return new Rng(seed * 1_000_003 + epoch + 1);
+}
+
+export function checkConfig(c: TrainConfig, train: Dataset): void {
+  for (const [k, v] of [
+    ['epochs', c.epochs],
+    ['batch size', c.batchSize],
+  ] as const)
+    if (!Number.isInteger(v) || v < 1) fail(`${k} must be a positive integer (got ${v})`);
+  if (!(c.lr > 0)) fail(`learning rate must be positive (got ${c.lr})`);
+  if (train.labels.length < c.batchSize)
+    fail(
+      `batch size ${c.batchSize} is larger than the training set (${train.labels.length} images)`,
+    );
+}
+
+/**
+ * Trains `config.model` on `train` and measures accuracy on `test` after every epoch. With
+ * `checkpointDir`, progress is saved after each epoch and on stop, and an existing checkpoint there
+ * is resumed (its config must equal `config`).
+ */
+export async function train(
+  config: TrainConfig,
+  data: { train: Dataset; test: Dataset },
+  checkpointDir: string | null,
+  hooks: TrainHooks = {},
+): Promise<TrainRun> {
+  checkConfig(config, data.train);
+  const { train: ds, test } = data;
+  const classes = ds.classNames.length;
+  const model = buildModel(config.model, ds, classes, { seed: config.seed, widen: config.widen });
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const sgd = new SGD(vars, { momentum: config.momentum, weightDecay: config.weightDecay });
+  const stepsPerEpoch = Math.floor(ds.labels.length / config.batchSize); // drop_last, as in the paper's loader
+  const lrAt = scheduleFor(config.schedule, {
+    lr: config.lr,
+    totalSteps: config.epochs * stepsPerEpoch,
+    milestones: config.milestones.map((e) => e * stepsPerEpoch),
+    gamma: config.gamma,
+  });
+  let history: EpochRecord[] = [];
+  let startEpoch = 0;
+  let startStep = 0;
+  let running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
+  let resumedRng: Rng | null = null;
+  if (checkpointDir) {
+    const ck = await loadCheckpoint<TrainConfig, EpochRecord[]>(checkpointDir).catch((e: Error) =>
+      /not a readable checkpoint/.test(e.message) ? null : Promise.reject(e),
+    );
+    if (ck) {
+      const a = JSON.stringify(ck.meta.config);
+      const b = JSON.stringify(config);
+      if (a !== b)
+        fail(
+          `${checkpointDir}: checkpoint was made with other settings:\n  saved ${a}\n  now   ${b}`,
+        );
+      setWeights(model, ck.weights, checkpointDir);
+      sgd.loadState(ck.optimizer);
+      history = ck.meta.history;
+      startEpoch = ck.meta.epoch;
+      startStep = ck.meta.step;
+      running = ck.meta.running;
+      resumedRng = Rng.fromState(ck.meta.rng);
+    }
+  }
+  const save = async (epoch: number, step: number, rng: Rng) => {
+    if (!checkpointDir) return;
+    await saveCheckpoint(
+      checkpointDir,
+      { config, epoch, step, rng: rng.state(), running, history },
+      weightsOf(model),
+      sgd.state(),
+    );
+  };
+  const size = ds.height * ds.width * ds.channels;
+  const xBuf = new Float32Array(config.batchSize * size);
+  for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
+    const seedRng = epochRng(config.seed, epoch);
+    const order = seedRng.permutation(ds.labels.length);
+    const rng = epoch === startEpoch && resumedRng ? resumedRng : seedRng;
+    const first = epoch === startEpoch ? startStep : 0;
+    if (first === 0) running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
+    for (let step = first; step < stepsPerEpoch; step++) {
+      if (hooks.shouldStop?.()) {
+        await save(epoch, step, rng);
+        return { config, history, finished: false };
+      }
+      const t0 = performance.now();
+      const idx = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
+      const batch = makeBatch(ds, idx, config.strategy, rng, { out: xBuf });
+      const lr = lrAt(epoch * stepsPerEpoch + step);
+      const { loss, correct } = tf.tidy(() => {
+        const shape = batch.shape;
+        let x: tf.Tensor4D = tf.tensor4d(
+          batch.x.subarray(
+            0,
+            shape.reduce((a, b) => a * b, 1),
+          ),
+          shape,
+        );
+        const targets = tf.tensor2d(mixTargets(batch.labels, classes, batch.mix), [
+          shape[0],
+          classes,
+        ]);
+        if (config.adversarial) {
+          const a = config.adversarial;
+          x = pgd(
+            (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
+            x,
+            {
+              epsilon: a.epsilon,
+              step: a.step,
+              steps: a.steps,
+              rng,
+            },
+          );
+        }
+        let predicted: tf.Tensor | null = null;
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = model.apply(x, { training: true }) as tf.Tensor;
+          predicted = tf.keep(tf.argMax(logits, -1));
+          return crossEntropy(logits, targets);
+        }, vars);
+        sgd.step(grads, lr);
+        const kept = predicted as unknown as tf.Tensor;
+        const pred = kept.dataSync();
+        kept.dispose();
+        let c = 0;
+        for (let i = 0; i < pred.length; i++) if (pred[i] === batch.labels[i]) c++;
+        return { loss: value.dataSync()[0], correct: c };
+      });
+      if (!Number.isFinite(loss)) {
+        const last = history.length
+          ? `the last good checkpoint is ${checkpointDir ?? '(none: no checkpoint folder)'} (epoch ${history.length})`
+          : 'no epoch finished';
+        fail(`epoch ${epoch + 1} step ${step + 1}: loss is ${loss}; stopping (${last})`);
+      }
+      running.loss += loss * idx.length;
+      running.correct += correct;
+      running.seen += idx.length;
+      running.seconds += (performance.now() - t0) / 1000;
+      hooks.onStep?.((step + 1) * config.batchSize, stepsPerEpoch * config.batchSize, epoch);
+    }
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      lr: lrAt((epoch + 1) * stepsPerEpoch - 1),
+      trainLoss: running.loss / running.seen,
+      trainAccuracy: running.correct / running.seen,
+      testAccuracy: evaluate(model, test),
+      seconds: running.seconds,
+      imagesPerSecond: running.seen / running.seconds,
+    };
+    history.push(record);
+    await hooks.onEpoch?.(record);
+    await save(epoch + 1, 0, epochRng(config.seed, epoch + 1));
+  }
+  sgd.dispose();
+  model.dispose();
+  return { config, history, finished: true };
+}

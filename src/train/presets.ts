@@ -1,0 +1,35 @@
+/** Named training protocols: the paper's, and a CPU-sized one with a PyTorch reference run. */
+import type { TrainConfig } from './loop.js';
+
+export const PRESETS = ['quick', 'paper'] as const;
+export type PresetName = (typeof PRESETS)[number];
+
+/** What a preset fixes; model and strategy stay the user's unless the preset names them. */
+export const PRESET_CONFIG: Record<PresetName, Partial<TrainConfig>> = {
+  // CPU-sized: LeNet-5, 15 epochs, standard augmentation, batch 128, SGD 0.9, wd 5e-4, one-cycle 0.05.
+  quick: {
+    model: 'lenet5',
+    strategy: 'standard',
+    epochs: 15,
+    batchSize: 128,
+    lr: 0.05,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    schedule: 'onecycle',
+    milestones: [],
+  },
+  // The paper (ops-spec §4): 200 epochs, SGD lr 0.1, momentum 0.9, wd 5e-4, batch 128, ×0.1 at 100 and 150.
+  paper: {
+    epochs: 200,
+    batchSize: 128,
+    lr: 0.1,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    schedule: 'multistep',
+    milestones: [100, 150],
+    gamma: 0.1,
+  },
+};
+
+/** The paper's PGD: ε 8/255, step 2/255, 10 steps. */
+export const PAPER_ATTACK = { epsilon: 8 / 255, step: 2 / 255, steps: 10 };

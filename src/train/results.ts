@@ -1,0 +1,71 @@
+/** Results of a training run: JSON (for scripts) and a per-epoch CSV log, written atomically. */
+import { rename, writeFile } from 'node:fs/promises';
+import type { EpochRecord, TrainConfig } from './loop.js';
+import { VERSION } from '../version.js';
+
+export interface TrainResults {
+  model: string;
+  strategy: string;
+  epochs: number;
+  backend: string;
+  data: string;
+  testAccuracy: number[];
+  finalTestAccuracy: number | null;
+  trainAccuracy: number[];
+  trainLoss: number[];
+  imagesPerSecond: number | null;
+  seconds: number;
+  finished: boolean;
+  config: TrainConfig;
+  preset: string | null;
+  version: string;
+}
+
+export function summarize(
+  config: TrainConfig,
+  history: EpochRecord[],
+  extra: {
+    backend: string;
+    data: string;
+    strategy: string;
+    finished: boolean;
+    preset: string | null;
+  },
+): TrainResults {
+  const seconds = history.reduce((a, r) => a + r.seconds, 0);
+  const images = history.reduce((a, r) => a + r.imagesPerSecond * r.seconds, 0);
+  return {
+    model: config.model,
+    strategy: extra.strategy,
+    epochs: config.epochs,
+    backend: extra.backend,
+    data: extra.data,
+    testAccuracy: history.map((r) => r.testAccuracy),
+    finalTestAccuracy: history.length ? history[history.length - 1].testAccuracy : null,
+    trainAccuracy: history.map((r) => r.trainAccuracy),
+    trainLoss: history.map((r) => r.trainLoss),
+    imagesPerSecond: seconds > 0 ? images / seconds : null,
+    seconds,
+    finished: extra.finished,
+    config,
+    preset: extra.preset,
+    version: VERSION,
+  };
+}
+
+export function csvLog(history: EpochRecord[]): string {
+  const head = 'epoch,lr,trainLoss,trainAccuracy,testAccuracy,seconds,imagesPerSecond';
+  const rows = history.map((r) =>
+    [r.epoch, r.lr, r.trainLoss, r.trainAccuracy, r.testAccuracy, r.seconds, r.imagesPerSecond]
+      .map((v) => (Number.isInteger(v) ? String(v) : v.toPrecision(6)))
+      .join(','),
+  );
+  return [head, ...rows].join('\n') + '\n';
+}
+
+/** Writes under a temporary name and renames, so a reader never sees half a file. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}

@@ -1,0 +1,141 @@
+/**
+ * L∞ PGD with random start on a small fixed linear softmax model: the result stays in the ε-ball
+ * and in [0, 1], raises the loss over the clean input, is reproducible for a seed, takes the
+ * sign-of-gradient step, and leaks no tensors.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { PGD_DEFAULTS, pgd } from '../src/train/adversarial.js';
+import { Rng } from '../src/train/rng.js';
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+const N = 6;
+const H = 8;
+const W = 8;
+const C = 3;
+const D = H * W * C;
+const K = 5;
+
+/** A fixed linear model (weights from a seeded Rng) and its mean cross-entropy on `labels`. */
+function linearModel(seed: number) {
+  const rng = new Rng(seed);
+  const w = tf.tensor2d(
+    Float32Array.from({ length: D * K }, () => 0.1 * rng.normal()),
+    [D, K],
+  );
+  const b = tf.tensor1d(Float32Array.from({ length: K }, () => 0.1 * rng.normal()));
+  const labels = tf.oneHot(
+    tf.tensor1d(
+      Int32Array.from({ length: N }, (_, i) => i % K),
+      'int32',
+    ),
+    K,
+  );
+  const lossOf = (x: tf.Tensor4D): tf.Scalar =>
+    tf.tidy(() => {
+      const logits = tf.add(tf.matMul(tf.reshape(x, [x.shape[0], D]), w), b);
+      return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+    });
+  const dispose = () => [w, b, labels].forEach((t) => t.dispose());
+  return { lossOf, dispose };
+}
+
+/** Images in [0, 1] with some pixels at exactly 0 and 1 (so the [0, 1] clipping matters). */
+function images(seed: number): tf.Tensor4D {
+  const rng = new Rng(seed);
+  const v = Float32Array.from({ length: N * D }, () => {
+    const u = rng.uniform();
+    return u < 0.1 ? 0 : u > 0.9 ? 1 : Math.fround(rng.int(256) / 255);
+  });
+  return tf.tensor4d(v, [N, H, W, C]);
+}
+
+describe('pgd', () => {
+  it('stays in the ε-ball and [0, 1], and raises the loss', () => {
+    const model = linearModel(1);
+    const x = images(2);
+    const start = tf.memory().numTensors;
+    const adv = pgd(model.lossOf, x, { ...PGD_DEFAULTS, rng: new Rng(3) });
+    assert.equal(tf.memory().numTensors, start + 1, 'only the result is left');
+    assert.deepEqual(adv.shape, x.shape);
+    const a = adv.dataSync();
+    const c = x.dataSync();
+    const eps = 8 / 255;
+    let atBound = 0;
+    for (let i = 0; i < a.length; i++) {
+      assert.ok(a[i] >= 0 && a[i] <= 1, `adv[${i}] = ${a[i]} outside [0, 1]`);
+      assert.ok(Math.abs(a[i] - c[i]) <= eps + 1e-6, `adv[${i}] moved ${a[i] - c[i]} > ε`);
+      if (Math.abs(Math.abs(a[i] - c[i]) - eps) < 1e-6) atBound++;
+    }
+    // a linear model's loss is maximised at the corners of the box: most pixels end at ±ε
+    assert.ok(atBound > 0.5 * a.length, `${atBound} of ${a.length} at the ε bound`);
+    const clean = model.lossOf(x);
+    const attacked = model.lossOf(adv);
+    const noisy = tf.tidy(() =>
+      model.lossOf(pgd(model.lossOf, x, { ...PGD_DEFAULTS, steps: 0, rng: new Rng(3) })),
+    );
+    const [l0, l1, ln] = [clean.dataSync()[0], attacked.dataSync()[0], noisy.dataSync()[0]];
+    assert.ok(l1 > l0 + 0.1, `loss ${l0} → ${l1}`);
+    assert.ok(l1 > ln, `PGD steps beat the random start alone (${ln} → ${l1})`);
+    [adv, x, clean, attacked, noisy].forEach((t) => t.dispose());
+    model.dispose();
+  });
+
+  it('is reproducible for a seed; another seed starts elsewhere', () => {
+    const model = linearModel(4);
+    const x = images(5);
+    const run = (seed: number, steps: number) => {
+      const adv = pgd(model.lossOf, x, {
+        epsilon: 8 / 255,
+        step: 2 / 255,
+        steps,
+        rng: new Rng(seed),
+      });
+      const out = Array.from(adv.dataSync());
+      adv.dispose();
+      return out;
+    };
+    assert.deepEqual(run(7, 3), run(7, 3));
+    assert.notDeepEqual(run(7, 0), run(8, 0));
+    x.dispose();
+    model.dispose();
+  });
+
+  it('one step without random start is clip(x + step·sign(∇x loss))', () => {
+    const model = linearModel(6);
+    const x = images(7);
+    const step = 2 / 255;
+    const adv = pgd(model.lossOf, x, {
+      epsilon: 8 / 255,
+      step,
+      steps: 1,
+      rng: new Rng(0),
+      randomStart: false,
+    });
+    const expected = tf.tidy(() => {
+      const g = tf.grad((t: tf.Tensor) => model.lossOf(t as tf.Tensor4D))(x);
+      return tf.clipByValue(tf.add(x, tf.mul(tf.sign(g), step)), 0, 1);
+    });
+    const a = adv.dataSync();
+    const e = expected.dataSync();
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - e[i]) < 1e-7, `[${i}]`);
+    // with no steps and no random start, x itself
+    const same = pgd(model.lossOf, x, { steps: 0, rng: new Rng(0), randomStart: false });
+    assert.deepEqual(same.dataSync(), x.dataSync());
+    [adv, expected, same, x].forEach((t) => t.dispose());
+    model.dispose();
+  });
+
+  it('refuses bad settings', () => {
+    const x = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D;
+    const lossOf = (t: tf.Tensor4D) => tf.sum(t) as tf.Scalar;
+    assert.throws(() => pgd(lossOf, x, { epsilon: -1, rng: new Rng(0) }), /epsilon/);
+    assert.throws(() => pgd(lossOf, x, { steps: 1.5, rng: new Rng(0) }), /steps/);
+    x.dispose();
+  });
+});

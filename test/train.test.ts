@@ -1,0 +1,165 @@
+/**
+ * Training on real CIFAR-10 subsets: protection shows as a clear accuracy gap, a stopped run
+ * resumes to exactly the uninterrupted result, and bad runs stop with clear messages.
+ */
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { readCifar10 } from '../src/data/cifar.js';
+import type { Dataset } from '../src/data/dataset.js';
+import { imageSize } from '../src/data/dataset.js';
+import { initEngine } from '../src/nn/engine.js';
+import { searchDataset } from '../src/shortcut/search.js';
+import { applyShortcut } from '../src/shortcut/apply.js';
+import { type TrainConfig, train } from '../src/train/loop.js';
+import { configFrom, parseStrategy } from '../src/cli/train.js';
+import { openAuditData } from '../src/audit/matrix.js';
+import { writeNpy } from '../src/data/npy.js';
+import { streamOf } from '../src/data/dataset.js';
+import { CIFAR_DIR } from './helpers.js';
+
+function head(ds: Dataset, n: number): Dataset {
+  const s = imageSize(ds);
+  return { ...ds, images: ds.images.slice(0, n * s), labels: ds.labels.slice(0, n) };
+}
+
+const base: TrainConfig = {
+  model: 'lenet5',
+  strategy: 'standard',
+  adversarial: null,
+  epochs: 4,
+  batchSize: 64,
+  lr: 0.05,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  schedule: 'onecycle',
+  milestones: [],
+  gamma: 0.1,
+  seed: 1,
+};
+
+describe('train', () => {
+  let clean: { train: Dataset; test: Dataset };
+  let prot: { train: Dataset; test: Dataset };
+  let tmp: string;
+  before(async () => {
+    await initEngine('wasm');
+    const c = await readCifar10(CIFAR_DIR);
+    const trainSet = head(c.train, 6000);
+    const test = head(c.test as Dataset, 1000); // the exact first 1000 test records
+    clean = { train: trainSet, test };
+    prot = { train: applyShortcut(trainSet, searchDataset(trainSet)), test };
+    tmp = await mkdtemp(join(os.tmpdir(), 'onepixel-train-'));
+  });
+
+  it('protected data is learned through its pixel: a clear clean-test gap (LeNet-5, 6,000 real images)', async () => {
+    const a = await train(base, clean, null);
+    const b = await train(base, prot, null);
+    const accClean = a.history.at(-1)?.testAccuracy ?? 0;
+    const accProt = b.history.at(-1)?.testAccuracy ?? 1;
+    const trainProt = b.history.at(-1)?.trainAccuracy ?? 0;
+    assert.equal(a.history.length, 4);
+    assert.ok(accClean >= 0.3, `clean model reaches ${accClean}`);
+    assert.ok(accClean - accProt >= 0.12, `gap clean ${accClean} vs protected ${accProt}`);
+    assert.ok(trainProt - accProt >= 0.3, `protected train ${trainProt} vs clean test ${accProt}`);
+    await writeFile(join(tmp, 'gap.json'), JSON.stringify({ accClean, accProt, trainProt }));
+  });
+
+  it('a stopped run resumes to exactly the uninterrupted result', async () => {
+    const cfg = { ...base, epochs: 2 };
+    const small = { train: head(clean.train, 1280), test: head(clean.test, 300) };
+    const whole = await train(cfg, small, null);
+    const dir = join(tmp, 'ckpt');
+    let steps = 0;
+    const stopped = await train(cfg, small, dir, { shouldStop: () => ++steps > 27 });
+    assert.equal(stopped.finished, false);
+    const resumed = await train(cfg, small, dir);
+    assert.equal(resumed.finished, true);
+    const strip = (h: typeof whole.history) =>
+      h.map(({ seconds: _s, imagesPerSecond: _i, ...r }) => r);
+    assert.deepEqual(strip(resumed.history), strip(whole.history));
+  });
+
+  it('refuses a corrupt checkpoint and one made with other settings', async () => {
+    const cfg = { ...base, epochs: 1 };
+    const small = { train: head(clean.train, 256), test: head(clean.test, 100) };
+    const dir = join(tmp, 'ckpt2');
+    await train(cfg, small, dir);
+    await assert.rejects(train({ ...cfg, lr: 0.01 }, small, dir), /other settings/);
+    const bin = await readFile(join(dir, 'weights.bin'));
+    bin[100] ^= 0xff;
+    await writeFile(join(dir, 'weights.bin'), bin);
+    await assert.rejects(train(cfg, small, dir), /corrupt checkpoint/);
+  });
+
+  it('stops on a NaN loss naming the epoch and step', async () => {
+    const small = { train: head(clean.train, 512), test: head(clean.test, 100) };
+    await assert.rejects(
+      train({ ...base, epochs: 1, lr: 1e8, schedule: 'constant' }, small, null),
+      /epoch 1 step \d+: loss is (NaN|Infinity|-Infinity); stopping/,
+    );
+  });
+
+  it('presets and strategy names', () => {
+    const q = configFrom({
+      data: '',
+      seed: 0,
+      backend: 'wasm',
+      epsilon: 8,
+      attackStep: 2,
+      attackSteps: 10,
+      resume: false,
+      force: false,
+      preset: 'quick',
+    });
+    assert.deepEqual(
+      [q.model, q.epochs, q.batchSize, q.lr, q.momentum, q.weightDecay, q.schedule, q.strategy],
+      ['lenet5', 15, 128, 0.05, 0.9, 5e-4, 'onecycle', 'standard'],
+    );
+    const p = configFrom({
+      data: '',
+      seed: 0,
+      backend: 'wasm',
+      epsilon: 8,
+      attackStep: 2,
+      attackSteps: 10,
+      resume: false,
+      force: false,
+      preset: 'paper',
+      model: 'resnet18',
+      strategy: 'at+cutout',
+    });
+    assert.deepEqual(
+      [p.epochs, p.lr, p.schedule, p.milestones, p.strategy],
+      [200, 0.1, 'multistep', [100, 150], 'cutout'],
+    );
+    assert.deepEqual(p.adversarial, { epsilon: 8 / 255, step: 2 / 255, steps: 10 });
+    assert.throws(
+      () => parseStrategy('jpeg'),
+      /unknown strategy 'jpeg' \(--strategy\); valid: .*at\+mixup/,
+    );
+  });
+
+  it('audit refuses datasets whose test splits differ', async () => {
+    const other = join(tmp, 'npy');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(other);
+    await writeNpy(other, [
+      { name: 'train', stream: streamOf(head(clean.train, 100)) },
+      { name: 'test', stream: streamOf(head(clean.test, 50)) },
+    ]);
+    await assert.rejects(
+      openAuditData([
+        { name: 'clean', dir: CIFAR_DIR, kind: 'clean' },
+        { name: 'npy', dir: other, kind: 'protected' },
+      ]),
+      /test split differs/,
+    );
+  });
+
+  it('cleans up', async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+});
