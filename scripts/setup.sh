@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what onepixel's tests and quick start need on a fresh Debian machine with Node 20:
-# Debian's Fashion-MNIST (real grayscale test data) and numpy (tests check numpy reads our .npy),
-# then the npm packages (which build the TypeScript through `prepare`).
+# Debian's Fashion-MNIST (real grayscale test data), numpy (tests check numpy reads our .npy) and
+# PyTorch CPU and PIL (the independent references the model, optimiser, schedule and RandAugment tests compare against;
+# onepixel itself never uses Python), then the npm packages (which build the TypeScript).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
+/usr/bin/python3 -c 'import PIL' 2>/dev/null || need+=(python3-pil)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
