@@ -64,7 +64,11 @@ async function on(backend: BackendName, compute: () => tf.Tensor[]): Promise<Flo
   assert.equal(await initEngine(backend), backend);
   const before = tf.memory().numTensors;
   const dataBefore = tf.backend().numDataIds();
-  const values = tf.tidy(() => compute().map((t) => Float32Array.from(t.dataSync())));
+  let values: Float32Array[] = [];
+  // Not returned from the tidy: tfjs would walk every element of the arrays looking for tensors.
+  tf.tidy(() => {
+    values = compute().map((t) => Float32Array.from(t.dataSync()));
+  });
   assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
   assert.equal(tf.backend().numDataIds(), dataBefore, `${backend}: backend data leaked`);
   return values;
@@ -131,6 +135,33 @@ for (const c of convCases) {
     assertClose(actual, expected, name);
   });
 }
+
+test('wasm backprop kernels also take NCHW tensors (called directly: forward wasm convs are NHWC)', async () => {
+  const xShape: [number, number, number, number] = [2, 3, 9, 8]; // N, C, H, W
+  const wShape: [number, number, number, number] = [3, 3, 3, 4];
+  const dyShape: [number, number, number, number] = [2, 4, 5, 4]; // stride 2, 'same'
+  const xv = random(size(xShape), 12);
+  const wv = random(size(wShape), 13);
+  const dyv = random(size(dyShape), 14);
+  const attrs = { strides: 2, pad: 'same', dataFormat: 'NCHW', dimRoundingMode: undefined };
+  const compute = (): tf.Tensor[] => {
+    const x = tf.tensor4d(xv, xShape);
+    const w = tf.tensor4d(wv, wShape);
+    const dy = tf.tensor4d(dyv, dyShape);
+    const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      ...attrs,
+      filterShape: wShape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
+      ...attrs,
+      inputShape: xShape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return [dw, dx];
+  };
+  const expected = await on('cpu', compute);
+  const actual = await on('wasm', compute);
+  assertClose(actual, expected, 'NCHW');
+});
 
 test('wasm depthwise-conv and gather gradients (cpu fallbacks) match cpu', async () => {
   const xv = random(2 * 7 * 7 * 3, 4);
@@ -336,14 +367,17 @@ test('data-parallel gradients from two wasm workers equal the whole-batch gradie
   model.add(tfl.layers.dense({ units: 5 }));
   model.setWeights(model.getWeights().map((w, i) => tf.tensor(random(w.size, 200 + i), w.shape)));
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const expected = tf.tidy(() => {
+  let expected: Float32Array[] = [];
+  tf.tidy(() => {
     const x = tf.tensor4d(xv, shape as [number, number, number, number]);
     const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 5);
     const { value, grads } = tf.variableGrads(
       () => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar,
       vars,
     );
-    return [value, ...vars.map((v) => grads[v.name])].map((t) => Float32Array.from(t.dataSync()));
+    expected = [value, ...vars.map((v) => grads[v.name])].map((t) =>
+      Float32Array.from(t.dataSync()),
+    );
   });
   const trainer = await createParallelTrainer(model, { workers: 2 });
   try {
@@ -363,6 +397,35 @@ test('data-parallel gradients from two wasm workers equal the whole-batch gradie
     const l2 = await trainer.step({ x: xv, shape, labels, classes: 5 }, optimizer);
     assert.ok(Number.isFinite(l1) && l2 < l1, `loss ${l1} → ${l2}`);
     assert.notDeepEqual(Float32Array.from(vars[0].dataSync()), before);
+  } finally {
+    await trainer.close();
+    model.dispose();
+  }
+});
+
+test('data-parallel training carries batch-norm moving statistics back to the main model', async () => {
+  assert.equal(await initEngine('wasm'), 'wasm');
+  const shape = [4, 6, 6, 2];
+  const xv = random(size(shape), 11).map((v) => v + 0.5);
+  const model = tfl.sequential();
+  model.add(
+    tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, useBias: false }),
+  );
+  model.add(tfl.layers.batchNormalization({ momentum: 0.5 }));
+  model.add(tfl.layers.flatten());
+  model.add(tfl.layers.dense({ units: 3 }));
+  const movingMean = model.layers[1].getWeights()[2];
+  assert.deepEqual(Array.from(movingMean.dataSync()), [0, 0, 0]);
+  const trainer = await createParallelTrainer(model, { workers: 2 });
+  try {
+    const labels = Int32Array.from([0, 1, 2, 1]);
+    const loss = await trainer.step({ x: xv, shape, labels, classes: 3 }, tf.train.sgd(0.01));
+    assert.ok(Number.isFinite(loss));
+    const after = Array.from(model.layers[1].getWeights()[2].dataSync());
+    assert.ok(
+      after.some((v) => v !== 0),
+      `moving mean still ${after}`,
+    );
   } finally {
     await trainer.close();
     model.dispose();

@@ -50,20 +50,25 @@ describe('train', () => {
     const trainSet = head(c.train, 6000);
     const test = head(c.test as Dataset, 1000); // the exact first 1000 test records
     clean = { train: trainSet, test };
-    prot = { train: applyShortcut(trainSet, searchDataset(trainSet)), test };
+    // Four pixels per class: a shortcut a test-sized run learns within 5 epochs. The one-pixel
+    // result on all of CIFAR-10 (quick preset, with crops) is recorded in bench/RESULTS.md.
+    prot = { train: applyShortcut(trainSet, searchDataset(trainSet, { pixels: 4 })), test };
     tmp = await mkdtemp(join(os.tmpdir(), 'onepixel-train-'));
   });
 
-  it('protected data is learned through its pixel: a clear clean-test gap (LeNet-5, 6,000 real images)', async () => {
-    const a = await train(base, clean, null);
-    const b = await train(base, prot, null);
+  it('protected data is learned through its pixel: a clear clean-test gap (LeNet-5, 6,000 real images, 4-pixel OPS, 5 epochs)', async () => {
+    // No augmentation and 4 pixels: the switch to the shortcut then comes within a test's budget.
+    const cfg: TrainConfig = { ...base, epochs: 5, strategy: 'none' };
+    const a = await train(cfg, clean, null);
+    const b = await train(cfg, prot, null);
     const accClean = a.history.at(-1)?.testAccuracy ?? 0;
     const accProt = b.history.at(-1)?.testAccuracy ?? 1;
     const trainProt = b.history.at(-1)?.trainAccuracy ?? 0;
-    assert.equal(a.history.length, 4);
+    assert.equal(a.history.length, 5);
+    console.log(`clean ${accClean}, protected ${accProt} (train ${trainProt})`);
     assert.ok(accClean >= 0.3, `clean model reaches ${accClean}`);
     assert.ok(accClean - accProt >= 0.12, `gap clean ${accClean} vs protected ${accProt}`);
-    assert.ok(trainProt - accProt >= 0.3, `protected train ${trainProt} vs clean test ${accProt}`);
+    assert.ok(trainProt - accProt >= 0.5, `protected train ${trainProt} vs clean test ${accProt}`);
     await writeFile(join(tmp, 'gap.json'), JSON.stringify({ accClean, accProt, trainProt }));
   });
 

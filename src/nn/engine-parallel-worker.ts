@@ -38,7 +38,12 @@ async function handle(req: ParallelRequest): Promise<void> {
       const m = model;
       if (m === undefined) throw new Error('training worker: no model yet');
       const trainable = new Set(m.trainableWeights);
-      const { loss, grads, state } = tf.tidy(() => {
+      // Results leave the tidy through these (returning typed arrays from a tidy makes tfjs walk
+      // every element looking for tensors).
+      let loss = 0;
+      let grads: Float32Array[] = [];
+      let state: Float32Array[] = [];
+      tf.tidy(() => {
         m.setWeights(req.weights.map((w, i) => tf.tensor(w, m.weights[i].shape as number[])));
         const x = tf.tensor(req.x, req.shape);
         const y = tf.oneHot(tf.tensor1d(req.labels, 'int32'), req.classes);
@@ -51,13 +56,11 @@ async function handle(req: ParallelRequest): Promise<void> {
             ) as tf.Scalar,
           vars,
         );
-        return {
-          loss: value.dataSync()[0],
-          grads: vars.map((v) => new Float32Array(g[v.name].dataSync())),
-          state: m.weights
-            .filter((w) => !trainable.has(w))
-            .map((w) => new Float32Array(w.read().dataSync())),
-        };
+        loss = value.dataSync()[0];
+        grads = vars.map((v) => new Float32Array(g[v.name].dataSync()));
+        state = m.weights
+          .filter((w) => !trainable.has(w))
+          .map((w) => new Float32Array(w.read().dataSync()));
       });
       reply({ kind: 'grads', id: req.id, loss, grads, state }, [
         ...grads.map((g) => g.buffer),

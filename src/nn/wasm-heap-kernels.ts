@@ -103,8 +103,6 @@ export function maxPoolGradKernel(args: {
   const dyv = heap(backend, dy) as Float32Array;
   const dxv = heap(backend, dx) as Float32Array;
   dxv.fill(0);
-  const best = new Float32Array(c);
-  const pos = new Int32Array(c);
   for (let b = 0; b < batchSize; b++) {
     const xBatch = b * inHeight * inWidth * c;
     for (let oh = 0; oh < outHeight; oh++) {
@@ -115,22 +113,22 @@ export function maxPoolGradKernel(args: {
         const w0 = ow * strideWidth - left;
         const wStart = Math.max(0, w0);
         const wEnd = Math.min(inWidth, w0 + fw);
-        best.fill(-Infinity);
-        pos.fill(-1);
-        for (let h = hStart; h < hEnd; h++) {
-          for (let w = wStart; w < wEnd; w++) {
-            const p = xBatch + (h * inWidth + w) * c;
-            for (let k = 0; k < c; k++) {
-              const v = xv[p + k];
-              if (v > best[k]) {
-                best[k] = v;
-                pos[k] = p + k;
+        const q = ((b * outHeight + oh) * outWidth + ow) * c;
+        for (let k = 0; k < c; k++) {
+          let best = -Infinity;
+          let pos = -1;
+          for (let h = hStart; h < hEnd; h++) {
+            let p = xBatch + (h * inWidth + wStart) * c + k;
+            for (let w = wStart; w < wEnd; w++, p += c) {
+              const v = xv[p];
+              if (v > best) {
+                best = v;
+                pos = p;
               }
             }
           }
+          if (pos >= 0) dxv[pos] += dyv[q + k];
         }
-        const q = ((b * outHeight + oh) * outWidth + ow) * c;
-        for (let k = 0; k < c; k++) if (pos[k] >= 0) dxv[pos[k]] += dyv[q + k];
       }
     }
   }

@@ -150,7 +150,13 @@ export async function train(
   const classes = ds.classNames.length;
   const model = buildModel(config.model, ds, classes, { seed: config.seed, widen: config.widen });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const sgd = new SGD(vars, { momentum: config.momentum, weightDecay: config.weightDecay });
+  // tfjs names variables uniquely per process (conv1/kernel_3 for a second model); the optimiser
+  // and checkpoints use the model's own names, so a checkpoint fits any fresh copy of the model.
+  const own = new Map(model.trainableWeights.map((w, i) => [vars[i].name, w.originalName]));
+  const sgd = new SGD(
+    Object.fromEntries(model.trainableWeights.map((w, i) => [w.originalName, vars[i]])),
+    { momentum: config.momentum, weightDecay: config.weightDecay },
+  );
   const stepsPerEpoch = Math.floor(ds.labels.length / config.batchSize); // drop_last, as in the paper's loader
   const lrAt = scheduleFor(config.schedule, {
     lr: config.lr,
@@ -241,7 +247,10 @@ export async function train(
           predicted = tf.keep(tf.argMax(logits, -1));
           return crossEntropy(logits, targets);
         }, vars);
-        sgd.step(grads, lr);
+        sgd.step(
+          Object.fromEntries(Object.entries(grads).map(([k, g]) => [own.get(k) ?? k, g])),
+          lr,
+        );
         const kept = predicted as unknown as tf.Tensor;
         const pred = kept.dataSync();
         kept.dispose();
