@@ -49,3 +49,20 @@ export { protect, protectedStream, type ProtectOptions } from './protect.js';
 export { inspect, type InspectReport, type ClassReport } from './inspect.js';
 export { readManifest, type Manifest } from './manifest.js';
 export { VERSION } from './version.js';
+export { initEngine, BACKENDS, type BackendName } from './nn/engine.js';
+export { buildModel, MODELS, trainableParamCount, type ModelName } from './nn/models/index.js';
+export { SGD, type SGDOptions } from './nn/optim.js';
+export { scheduleFor, SCHEDULES, type ScheduleName } from './nn/schedule.js';
+export { makeBatch, mixTargets, STRATEGIES, type Strategy } from './train/augment.js';
+export { pgd } from './train/adversarial.js';
+export { Rng } from './train/rng.js';
+export {
+  train,
+  evaluate,
+  type TrainConfig,
+  type EpochRecord,
+  type TrainRun,
+} from './train/loop.js';
+export { openTrainingData, materialize } from './train/data.js';
+export { PRESETS, PRESET_CONFIG } from './train/presets.js';
+export { runAudit, openAuditData } from './audit/matrix.js';
