@@ -87,6 +87,31 @@ describe('train', () => {
     assert.deepEqual(strip(resumed.history), strip(whole.history));
   });
 
+  it('two workers (data parallel) follow the one-thread run of a model without batch norm', async () => {
+    const cfg = { ...base, epochs: 1 };
+    const small = { train: head(clean.train, 1280), test: head(clean.test, 300) };
+    const one = await train({ ...cfg, workers: 1 }, small, null);
+    const two = await train({ ...cfg, workers: 2 }, small, null);
+    const [a, b] = [one.history[0], two.history[0]];
+    assert.ok(
+      Math.abs(a.trainLoss - b.trainLoss) < 1e-3 * a.trainLoss,
+      `loss ${a.trainLoss} vs ${b.trainLoss}`,
+    );
+    assert.ok(
+      Math.abs(a.testAccuracy - b.testAccuracy) <= 0.02,
+      `${a.testAccuracy} vs ${b.testAccuracy}`,
+    );
+    assert.equal(a.trainAccuracy, b.trainAccuracy);
+  });
+
+  it('adversarial training (with mixup) runs in one thread and is refused on several workers', async () => {
+    const small = { train: head(clean.train, 256), test: head(clean.test, 100) };
+    const at = { ...base, epochs: 1, adversarial: { epsilon: 8 / 255, step: 2 / 255, steps: 2 } };
+    await assert.rejects(train({ ...at, workers: 2 }, small, null), /use 1 worker \(--workers 1\)/);
+    const run = await train({ ...at, workers: 1, strategy: 'mixup' }, small, null);
+    assert.ok(Number.isFinite(run.history[0].trainLoss) && run.history[0].trainLoss > 0);
+  });
+
   it('refuses a corrupt checkpoint and one made with other settings', async () => {
     const cfg = { ...base, epochs: 1 };
     const small = { train: head(clean.train, 256), test: head(clean.test, 100) };

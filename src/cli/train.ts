@@ -1,5 +1,6 @@
 /** `onepixel train`: train a model on a (protected) dataset, report clean-test accuracy. */
 import { mkdir, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../errors.js';
@@ -75,6 +76,7 @@ interface Flags {
   attackStep: number;
   attackSteps: number;
   widen?: number;
+  workers?: number;
   results?: string;
   log?: string;
   checkpoint?: string;
@@ -103,6 +105,8 @@ export function configFrom(f: Flags): TrainConfig {
     gamma: base.gamma ?? 0.1,
     seed: f.seed,
     ...(f.widen ? { widen: f.widen } : {}),
+    // Both cores by default; adversarial training attacks in one thread.
+    workers: f.workers ?? (strategy.adversarial ? 1 : availableParallelism()),
   };
 }
 
@@ -152,6 +156,11 @@ export function trainCommand(): Command {
       PAPER_ATTACK.steps,
     )
     .option('--widen <k>', 'WRN widening factor', positiveInt('--widen'))
+    .option(
+      '--workers <n>',
+      'threads sharing each batch, one wasm engine each (default: cores; 1 for adversarial training)',
+      positiveInt('--workers'),
+    )
     .option('--results <file>', 'results JSON (default: results.json in the working folder)')
     .option('--log <file>', 'per-epoch CSV log (default: the results file with .csv)')
     .option('--checkpoint <dir>', 'checkpoint folder (default: the results file with .ckpt)')

@@ -41,28 +41,58 @@ async function handle(req: ParallelRequest): Promise<void> {
       // Results leave the tidy through these (returning typed arrays from a tidy makes tfjs walk
       // every element looking for tensors).
       let loss = 0;
+      let correct = 0;
       let grads: Float32Array[] = [];
       let state: Float32Array[] = [];
       tf.tidy(() => {
         m.setWeights(req.weights.map((w, i) => tf.tensor(w, m.weights[i].shape as number[])));
-        const x = tf.tensor(req.x, req.shape);
-        const y = tf.oneHot(tf.tensor1d(req.labels, 'int32'), req.classes);
-        const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
-        const { value, grads: g } = tf.variableGrads(
-          () =>
-            tf.losses.softmaxCrossEntropy(
-              y,
-              m.apply(x, { training: true }) as tf.Tensor,
-            ) as tf.Scalar,
-          vars,
-        );
-        loss = value.dataSync()[0];
-        grads = vars.map((v) => new Float32Array(g[v.name].dataSync()));
+      });
+      const n = req.labels.length;
+      const per = req.x.length / Math.max(n, 1);
+      // The share in micro-batches (the wasm heap holds about 32 ResNet-18 images); gradients and
+      // loss are summed weighted by micro-batch size, so the result is the share's mean.
+      const micro = Math.max(1, Math.min(n, req.micro ?? n));
+      const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+      grads = vars.map((v) => new Float32Array(v.size));
+      for (let start = 0; start < n; start += micro) {
+        const end = Math.min(n, start + micro);
+        const weight = (end - start) / n;
+        tf.tidy(() => {
+          const x = tf.tensor(req.x.subarray(start * per, end * per), [
+            end - start,
+            ...req.shape.slice(1),
+          ]);
+          const labels = req.labels.subarray(start, end);
+          // Soft targets (mixup, cutmix) when given, else one-hot labels.
+          const y = req.targets
+            ? tf.tensor2d(req.targets.subarray(start * req.classes, end * req.classes), [
+                end - start,
+                req.classes,
+              ])
+            : tf.oneHot(tf.tensor1d(labels, 'int32'), req.classes);
+          let predicted: tf.Tensor | null = null;
+          const { value, grads: g } = tf.variableGrads(() => {
+            const logits = m.apply(x, { training: true }) as tf.Tensor;
+            predicted = tf.keep(tf.argMax(logits, -1));
+            return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(logits)), -1))) as tf.Scalar;
+          }, vars);
+          const pred = (predicted as unknown as tf.Tensor).dataSync();
+          (predicted as unknown as tf.Tensor).dispose();
+          for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) correct++;
+          loss += value.dataSync()[0] * weight;
+          vars.forEach((v, j) => {
+            const d = g[v.name].dataSync();
+            const sum = grads[j];
+            for (let k = 0; k < sum.length; k++) sum[k] += d[k] * weight;
+          });
+        });
+      }
+      tf.tidy(() => {
         state = m.weights
           .filter((w) => !trainable.has(w))
           .map((w) => new Float32Array(w.read().dataSync()));
       });
-      reply({ kind: 'grads', id: req.id, loss, grads, state }, [
+      reply({ kind: 'grads', id: req.id, loss, correct, grads, state }, [
         ...grads.map((g) => g.buffer),
         ...state.map((s) => s.buffer),
       ] as ArrayBuffer[]);

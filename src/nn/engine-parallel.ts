@@ -28,14 +28,26 @@ export type ParallelRequest =
       x: Float32Array;
       shape: number[];
       labels: Int32Array;
+      /** Soft targets, n×classes (mixup, cutmix); one-hot labels when absent. */
+      targets?: Float32Array;
       classes: number;
+      /** Largest micro-batch a worker runs at once; its gradients are accumulated. */
+      micro?: number;
     }
   | { kind: 'close'; id: number };
 
 /** What a worker answers. */
 export type ParallelReply =
   | { kind: 'ready'; id: number; backend: string; weights: number; trainable: number }
-  | { kind: 'grads'; id: number; loss: number; grads: Float32Array[]; state: Float32Array[] }
+  | {
+      kind: 'grads';
+      id: number;
+      loss: number;
+      /** Images of the share whose arg-max prediction equals the label. */
+      correct: number;
+      grads: Float32Array[];
+      state: Float32Array[];
+    }
   | { kind: 'closed'; id: number }
   | { kind: 'error'; id: number; message: string };
 
@@ -50,6 +62,8 @@ export interface ParallelOptions {
   workers?: number;
   /** The engine each worker starts (default 'wasm'). */
   backend?: BackendName;
+  /** Largest micro-batch a worker runs at once (default: its whole share). */
+  microBatch?: number;
 }
 
 /** A batch: NHWC float images and integer class labels. */
@@ -58,6 +72,8 @@ export interface Batch {
   /** Shape of `x` when it is a Float32Array: [n, height, width, channels]. */
   shape?: number[];
   labels: Int32Array | tf.Tensor;
+  /** Soft targets n×classes (mixup, cutmix): the loss is cross-entropy against them. */
+  targets?: Float32Array;
   classes: number;
 }
 
@@ -71,7 +87,7 @@ export interface ParallelTrainer {
    * caller owns (and disposes) the tensors. Also copies the workers' averaged non-trainable state
    * (batch-norm moving statistics) into the main model.
    */
-  gradients(batch: Batch): Promise<{ loss: number; grads: tf.NamedTensorMap }>;
+  gradients(batch: Batch): Promise<{ loss: number; correct: number; grads: tf.NamedTensorMap }>;
   /** `gradients`, then `optimizer.applyGradients`; returns the batch's mean loss. */
   step(batch: Batch, optimizer: tf.Optimizer): Promise<number>;
   /** Stops the workers. */
@@ -181,7 +197,9 @@ export async function createParallelTrainer(
   const trainable = new Set(model.trainableWeights);
   const nonTrainable = model.weights.filter((w) => !trainable.has(w));
 
-  const gradients = async (batch: Batch): Promise<{ loss: number; grads: tf.NamedTensorMap }> => {
+  const gradients = async (
+    batch: Batch,
+  ): Promise<{ loss: number; correct: number; grads: tf.NamedTensorMap }> => {
     const [x, shape] = toFloat32(batch.x, batch.shape);
     const labels = toInt32(batch.labels);
     const n = shape[0];
@@ -199,6 +217,7 @@ export async function createParallelTrainer(
       shares.map(([start, end], i) => {
         const xs = x.slice(start * per, end * per);
         const ls = labels.slice(start, end);
+        const ts = batch.targets?.slice(start * batch.classes, end * batch.classes);
         const ws = weights.map((w) => w.slice());
         return links[i].request(
           {
@@ -207,19 +226,28 @@ export async function createParallelTrainer(
             x: xs,
             shape: [end - start, ...shape.slice(1)],
             labels: ls,
+            ...(ts ? { targets: ts } : {}),
             classes: batch.classes,
+            ...(options.microBatch ? { micro: options.microBatch } : {}),
           },
-          [xs.buffer, ls.buffer, ...ws.map((w) => w.buffer)] as ArrayBuffer[],
+          [
+            xs.buffer,
+            ls.buffer,
+            ...(ts ? [ts.buffer] : []),
+            ...ws.map((w) => w.buffer),
+          ] as ArrayBuffer[],
         );
       }),
     );
     let loss = 0;
+    let correct = 0;
     const gradSums = model.trainableWeights.map((w) => new Float32Array(size(w.shape)));
     const stateSums = nonTrainable.map((w) => new Float32Array(size(w.shape)));
     replies.forEach((reply, i) => {
       const r = reply as Extract<ParallelReply, { kind: 'grads' }>;
       const share = (shares[i][1] - shares[i][0]) / n;
       loss += r.loss * share;
+      correct += r.correct;
       r.grads.forEach((g, j) => {
         const sum = gradSums[j];
         for (let k = 0; k < sum.length; k++) sum[k] += g[k] * share;
@@ -238,7 +266,7 @@ export async function createParallelTrainer(
     model.trainableWeights.forEach((w, j) => {
       grads[(w.read() as tf.Variable).name] = tf.tensor(gradSums[j], w.shape as number[]);
     });
-    return { loss, grads };
+    return { loss, correct, grads };
   };
 
   return {

@@ -11,7 +11,8 @@ import { buildModel, type ModelName } from '../nn/models/index.js';
 import { SGD } from '../nn/optim.js';
 import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
 import { pgd } from './adversarial.js';
-import { type Strategy, makeBatch, mixTargets } from './augment.js';
+import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
+import { createParallelTrainer, type ParallelTrainer } from '../nn/engine-parallel.js';
 import { loadCheckpoint, saveCheckpoint, type Tensorish } from './checkpoint.js';
 import { Rng } from './rng.js';
 
@@ -39,6 +40,11 @@ export interface TrainConfig {
   seed: number;
   /** WRN widening factor. */
   widen?: number;
+  /**
+   * Worker threads that share each batch (data parallel, one wasm engine each, gradients
+   * averaged); 1 or absent trains in this thread. Adversarial training runs in this thread.
+   */
+  workers?: number;
 }
 
 export interface EpochRecord {
@@ -116,6 +122,42 @@ export function evaluate(model: LayersModel, ds: Dataset, batch = 500): number {
   return correct / n;
 }
 
+/**
+ * The largest batch a training step of each model runs at once on wasm, whose heap is 4 GB:
+ * ResNet-18 at batch 128 aborts inside XNNPACK (measured); larger batches are split into
+ * micro-batches whose gradients are accumulated (batch norm then sees micro-batch statistics, as
+ * under data-parallel training). The limits for the deeper models are conservative guesses.
+ */
+const MICRO_BATCH: Partial<Record<ModelName, number>> = {
+  resnet18: 32,
+  resnet50: 16,
+  vgg16: 32,
+  densenet121: 16,
+  wrn28: 16,
+};
+
+/** One data-parallel step: the workers compute the gradients, `apply` updates the weights. */
+async function parallelStep(
+  trainer: ParallelTrainer,
+  batch: Batch,
+  classes: number,
+  apply: (grads: tf.NamedTensorMap) => void,
+): Promise<{ loss: number; correct: number }> {
+  const { loss, correct, grads } = await trainer.gradients({
+    x: batch.x.subarray(
+      0,
+      batch.shape.reduce((a, b) => a * b, 1),
+    ),
+    shape: batch.shape,
+    labels: batch.labels,
+    targets: batch.mix ? mixTargets(batch.labels, classes, batch.mix) : undefined,
+    classes,
+  });
+  apply(grads);
+  tf.dispose(Object.values(grads));
+  return { loss, correct };
+}
+
 /** The seed of epoch e's shuffling and augmentation: a function of the run's seed only. */
 function epochRng(seed: number, epoch: number): Rng {
   return new Rng(seed * 1_000_003 + epoch + 1);
@@ -157,6 +199,22 @@ export async function train(
     Object.fromEntries(model.trainableWeights.map((w, i) => [w.originalName, vars[i]])),
     { momentum: config.momentum, weightDecay: config.weightDecay },
   );
+  const applyGrads = (grads: tf.NamedTensorMap, lr: number) =>
+    sgd.step(Object.fromEntries(Object.entries(grads).map(([k, g]) => [own.get(k) ?? k, g])), lr);
+  const workers = config.workers ?? 1;
+  const micro = MICRO_BATCH[config.model];
+  const split = micro !== undefined && micro < config.batchSize;
+  if (config.adversarial && workers > 1)
+    fail('adversarial training runs its attack in one thread: use 1 worker (--workers 1)');
+  if (config.adversarial && split)
+    fail(
+      `adversarial training of ${config.model} at batch ${config.batchSize} does not fit the wasm ` +
+        `heap (4 GB); use --batch-size ${micro} or smaller`,
+    );
+  const parallel =
+    workers > 1 || split
+      ? await createParallelTrainer(model, { workers, microBatch: micro })
+      : null;
   const stepsPerEpoch = Math.floor(ds.labels.length / config.batchSize); // drop_last, as in the paper's loader
   const lrAt = scheduleFor(config.schedule, {
     lr: config.lr,
@@ -209,56 +267,57 @@ export async function train(
     for (let step = first; step < stepsPerEpoch; step++) {
       if (hooks.shouldStop?.()) {
         await save(epoch, step, rng);
+        await parallel?.close();
         return { config, history, finished: false };
       }
       const t0 = performance.now();
       const idx = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
       const batch = makeBatch(ds, idx, config.strategy, rng, { out: xBuf });
       const lr = lrAt(epoch * stepsPerEpoch + step);
-      const { loss, correct } = tf.tidy(() => {
-        const shape = batch.shape;
-        let x: tf.Tensor4D = tf.tensor4d(
-          batch.x.subarray(
-            0,
-            shape.reduce((a, b) => a * b, 1),
-          ),
-          shape,
-        );
-        const targets = tf.tensor2d(mixTargets(batch.labels, classes, batch.mix), [
-          shape[0],
-          classes,
-        ]);
-        if (config.adversarial) {
-          const a = config.adversarial;
-          x = pgd(
-            (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
-            x,
-            {
-              epsilon: a.epsilon,
-              step: a.step,
-              steps: a.steps,
-              rng,
-            },
-          );
-        }
-        let predicted: tf.Tensor | null = null;
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = model.apply(x, { training: true }) as tf.Tensor;
-          predicted = tf.keep(tf.argMax(logits, -1));
-          return crossEntropy(logits, targets);
-        }, vars);
-        sgd.step(
-          Object.fromEntries(Object.entries(grads).map(([k, g]) => [own.get(k) ?? k, g])),
-          lr,
-        );
-        const kept = predicted as unknown as tf.Tensor;
-        const pred = kept.dataSync();
-        kept.dispose();
-        let c = 0;
-        for (let i = 0; i < pred.length; i++) if (pred[i] === batch.labels[i]) c++;
-        return { loss: value.dataSync()[0], correct: c };
-      });
+      const { loss, correct } = parallel
+        ? await parallelStep(parallel, batch, classes, (grads) => applyGrads(grads, lr))
+        : tf.tidy(() => {
+            const shape = batch.shape;
+            let x: tf.Tensor4D = tf.tensor4d(
+              batch.x.subarray(
+                0,
+                shape.reduce((a, b) => a * b, 1),
+              ),
+              shape,
+            );
+            const targets = tf.tensor2d(mixTargets(batch.labels, classes, batch.mix), [
+              shape[0],
+              classes,
+            ]);
+            if (config.adversarial) {
+              const a = config.adversarial;
+              x = pgd(
+                (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
+                x,
+                {
+                  epsilon: a.epsilon,
+                  step: a.step,
+                  steps: a.steps,
+                  rng,
+                },
+              );
+            }
+            let predicted: tf.Tensor | null = null;
+            const { value, grads } = tf.variableGrads(() => {
+              const logits = model.apply(x, { training: true }) as tf.Tensor;
+              predicted = tf.keep(tf.argMax(logits, -1));
+              return crossEntropy(logits, targets);
+            }, vars);
+            applyGrads(grads, lr);
+            const kept = predicted as unknown as tf.Tensor;
+            const pred = kept.dataSync();
+            kept.dispose();
+            let c = 0;
+            for (let i = 0; i < pred.length; i++) if (pred[i] === batch.labels[i]) c++;
+            return { loss: value.dataSync()[0], correct: c };
+          });
       if (!Number.isFinite(loss)) {
+        await parallel?.close();
         const last = history.length
           ? `the last good checkpoint is ${checkpointDir ?? '(none: no checkpoint folder)'} (epoch ${history.length})`
           : 'no epoch finished';
@@ -283,6 +342,7 @@ export async function train(
     await hooks.onEpoch?.(record);
     await save(epoch + 1, 0, epochRng(config.seed, epoch + 1));
   }
+  await parallel?.close();
   sgd.dispose();
   model.dispose();
   return { config, history, finished: true };
