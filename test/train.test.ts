@@ -72,20 +72,21 @@ describe('train', () => {
     await writeFile(join(tmp, 'gap.json'), JSON.stringify({ accClean, accProt, trainProt }));
   });
 
-  it('a stopped run resumes to exactly the uninterrupted result', async () => {
-    const cfg = { ...base, epochs: 2 };
-    const small = { train: head(clean.train, 1280), test: head(clean.test, 300) };
-    const whole = await train(cfg, small, null);
-    const dir = join(tmp, 'ckpt');
-    let steps = 0;
-    const stopped = await train(cfg, small, dir, { shouldStop: () => ++steps > 27 });
-    assert.equal(stopped.finished, false);
-    const resumed = await train(cfg, small, dir);
-    assert.equal(resumed.finished, true);
-    const strip = (h: typeof whole.history) =>
-      h.map(({ seconds: _s, imagesPerSecond: _i, ...r }) => r);
-    assert.deepEqual(strip(resumed.history), strip(whole.history));
-  });
+  for (const workers of [1, 2])
+    it(`a stopped run resumes to exactly the uninterrupted result (${workers} worker(s))`, async () => {
+      const cfg = { ...base, epochs: 2, workers };
+      const small = { train: head(clean.train, 1280), test: head(clean.test, 300) };
+      const whole = await train(cfg, small, null);
+      const dir = join(tmp, `ckpt-${workers}`);
+      let steps = 0;
+      const stopped = await train(cfg, small, dir, { shouldStop: () => ++steps > 27 });
+      assert.equal(stopped.finished, false);
+      const resumed = await train(cfg, small, dir);
+      assert.equal(resumed.finished, true);
+      const strip = (h: typeof whole.history) =>
+        h.map(({ seconds: _s, imagesPerSecond: _i, ...r }) => r);
+      assert.deepEqual(strip(resumed.history), strip(whole.history));
+    });
 
   it('two workers (data parallel) follow the one-thread run of a model without batch norm', async () => {
     const cfg = { ...base, epochs: 1 };

@@ -14,7 +14,7 @@ import { pgd } from './adversarial.js';
 import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
 import { createParallelTrainer, type ParallelTrainer } from '../nn/engine-parallel.js';
 import { loadCheckpoint, saveCheckpoint, type Tensorish } from './checkpoint.js';
-import { Rng } from './rng.js';
+import { Rng, type RngState } from './rng.js';
 
 export interface AttackConfig {
   epsilon: number;
@@ -257,25 +257,42 @@ export async function train(
     );
   };
   const size = ds.height * ds.width * ds.channels;
-  const xBuf = new Float32Array(config.batchSize * size);
+  // Two batch buffers: with workers, the next batch is augmented here while they compute.
+  const xBufs = [0, 1].map(() => new Float32Array(config.batchSize * size));
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
     const seedRng = epochRng(config.seed, epoch);
     const order = seedRng.permutation(ds.labels.length);
     const rng = epoch === startEpoch && resumedRng ? resumedRng : seedRng;
     const first = epoch === startEpoch ? startStep : 0;
     if (first === 0) running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
+    const indices = (step: number) =>
+      order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
+    /** The next batch, made ahead, and the generator's state before it (for a checkpoint). */
+    const ahead: { next: { batch: Batch; rngBefore: RngState } | null } = { next: null };
     for (let step = first; step < stepsPerEpoch; step++) {
       if (hooks.shouldStop?.()) {
-        await save(epoch, step, rng);
+        await save(epoch, step, ahead.next ? Rng.fromState(ahead.next.rngBefore) : rng);
         await parallel?.close();
         return { config, history, finished: false };
       }
       const t0 = performance.now();
-      const idx = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
-      const batch = makeBatch(ds, idx, config.strategy, rng, { out: xBuf });
+      const idx = indices(step);
+      const batch =
+        ahead.next?.batch ?? makeBatch(ds, idx, config.strategy, rng, { out: xBufs[step % 2] });
+      ahead.next = null;
       const lr = lrAt(epoch * stepsPerEpoch + step);
       const { loss, correct } = parallel
-        ? await parallelStep(parallel, batch, classes, (grads) => applyGrads(grads, lr))
+        ? await (async () => {
+            // The workers get copies of the batch at once; augment the next one meanwhile.
+            const pending = parallelStep(parallel, batch, classes, (g) => applyGrads(g, lr));
+            if (step + 1 < stepsPerEpoch) {
+              const rngBefore = rng.state();
+              const opts = { out: xBufs[(step + 1) % 2] };
+              const next = makeBatch(ds, indices(step + 1), config.strategy, rng, opts);
+              ahead.next = { batch: next, rngBefore };
+            }
+            return pending;
+          })()
         : tf.tidy(() => {
             const shape = batch.shape;
             let x: tf.Tensor4D = tf.tensor4d(
