@@ -70,22 +70,8 @@ def read_batches(folder, names):
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-class LeNet(nn.Module):
-    def __init__(self, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, classes)
-
-    def forward(self, x):
-        out = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        out = F.max_pool2d(F.relu(self.conv2(out)), 2)
-        out = out.view(out.size(0), -1)
-        out = F.relu(self.fc1(out))
-        out = F.relu(self.fc2(out))
-        return self.fc3(out)
+# The same LeNet-5 as the training-speed peer (this script's folder is on sys.path when run).
+from peer_train_torch import LeNet  # noqa: E402
 
 
 def augment(images, gen, padding=4, flip_prob=0.5):
