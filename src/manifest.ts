@@ -22,10 +22,13 @@ export interface Manifest {
 
 export const MANIFEST = 'manifest.json';
 
+/** JSON has no Infinity: a zero-spread winner's score is written as the string "Infinity". */
+export const infinityReplacer = (_k: string, v: unknown): unknown =>
+  v === Infinity ? 'Infinity' : v;
+
 export function manifestJson(m: Omit<Manifest, 'version' | 'method'>): string {
   const full: Manifest = { method: 'ops', ...m, version: VERSION };
-  // JSON has no Infinity: a zero-spread winner's score is written as the string "Infinity".
-  return JSON.stringify(full, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n';
+  return JSON.stringify(full, infinityReplacer, 2) + '\n';
 }
 
 export async function readManifest(dir: string): Promise<Manifest> {

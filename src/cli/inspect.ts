@@ -1,4 +1,5 @@
 /** `onepixel inspect`: per-class pixels and scores, and L0/PSNR against the source. */
+import { infinityReplacer } from '../manifest.js';
 import { Command } from 'commander';
 import { inspect } from '../inspect.js';
 
@@ -14,9 +15,7 @@ export function inspectCommand(): Command {
     .action(async (dir: string, f: { json: boolean }) => {
       const r = await inspect(dir);
       if (f.json) {
-        process.stdout.write(
-          JSON.stringify(r, (_k, v) => (v === Infinity ? 'Infinity' : v)) + '\n',
-        );
+        process.stdout.write(JSON.stringify(r, infinityReplacer) + '\n');
         return;
       }
       const m = r.manifest;

@@ -1,4 +1,5 @@
 /** `onepixel protect`: the OPS-protected copy of a dataset. */
+import { infinityReplacer } from '../manifest.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASETS, type DatasetKind, FORMATS, type OutputFormat } from '../data/formats.js';
 import { fail } from '../errors.js';
@@ -96,9 +97,7 @@ export function protectCommand(): Command {
       });
       progress.stop();
       if (f.json) {
-        process.stdout.write(
-          JSON.stringify(m, (_k, v) => (v === Infinity ? 'Infinity' : v)) + '\n',
-        );
+        process.stdout.write(JSON.stringify(m, infinityReplacer) + '\n');
         return;
       }
       const seconds = ((performance.now() - t0) / 1000).toFixed(2);
