@@ -2,7 +2,9 @@
 # Installs what onepixel's tests and quick start need on a fresh Debian machine with Node 20:
 # Debian's Fashion-MNIST (real grayscale test data), numpy (tests check numpy reads our .npy) and
 # PyTorch CPU and PIL (the independent references the model, optimiser, schedule and RandAugment tests compare against;
-# onepixel itself never uses Python), then the npm packages (which build the TypeScript).
+# onepixel itself never uses Python), Mesa's EGL with its software rasteriser (so the webgpu backend's
+# tests run Dawn's OpenGL path on a machine without a GPU), then the npm packages (which build the
+# TypeScript).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +12,10 @@ need=()
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need+=(python3-pil)
+lib=/usr/lib/x86_64-linux-gnu
+[ -e $lib/libEGL.so ] || need+=(libegl-dev)
+[ -e $lib/libEGL_mesa.so.0 ] || need+=(libegl-mesa0)
+[ -e $lib/dri/swrast_dri.so ] || need+=(libgl1-mesa-dri)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -13,6 +13,7 @@ import { after } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { streamOf, type Dataset } from '../src/data/dataset.js';
 import type { SplitToWrite } from '../src/data/write.js';
+import { initEngine } from '../src/nn/engine.js';
 
 /** The shared CIFAR-10 binary copy (read-only): `<repo root>/../shared/data/cifar-10-batches-bin`. */
 export const CIFAR_DIR = path.resolve(process.cwd(), '../shared/data/cifar-10-batches-bin');
@@ -193,4 +194,19 @@ export function splits(train: Dataset, test: Dataset | null): SplitToWrite[] {
   const out: SplitToWrite[] = [{ name: 'train', stream: streamOf(train) }];
   if (test) out.push({ name: 'test', stream: streamOf(test) });
   return out;
+}
+
+/**
+ * Why the webgpu backend cannot be tested here, or false when it can (it starts, on a GPU or on
+ * Mesa's software OpenGL). Under CI (`CI=true`, set by .ci/run, whose set-up installs Mesa's EGL) a
+ * missing adapter is an error, not a skip.
+ */
+export async function webgpuSkipReason(): Promise<string | false> {
+  try {
+    await initEngine('webgpu');
+    return false;
+  } catch (e) {
+    if (process.env.CI) throw e;
+    return `no WebGPU adapter here: ${(e as Error).message}`;
+  }
 }

@@ -34,6 +34,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, type BackendName } from '../src/nn/engine.js';
 import { MODELS, buildModel, type ModelName } from '../src/nn/models/index.js';
+import { webgpuSkipReason } from './helpers.js';
 
 const CLASSES = 10;
 const MODEL_SEED = 1;
@@ -280,7 +281,7 @@ async function gradients(
   }
   const names = ['loss', 'input', ...model.trainableWeights.map((w) => w.originalName)];
   const zero = zeroInExactArithmetic(model);
-  const entries: Entry[] = [];
+  const kept: (Omit<Entry, 'values'> & { tensor: tf.Tensor })[] = [];
   tf.tidy(() => {
     const input = tf.variable(tf.tensor4d(x, [c.batch, c.height, c.width, 3]));
     const y = tf.oneHot(tf.tensor1d(labels, 'int32'), CLASSES);
@@ -291,20 +292,21 @@ async function gradients(
         () => crossEntropy(model.apply(input, { training }) as tf.Tensor, y),
         vars,
       );
-      const base = entries.length;
+      const base = kept.length;
       [value, ...vars.map((v) => grads[v.name])].forEach((t, i) => {
         const kernel = names[i].replace(/\/bias$/, '/kernel');
         const own = training && zero.has(names[i]) ? names.indexOf(kernel) : i;
-        entries.push({
-          name: names[i],
-          training,
-          values: Float32Array.from(t.dataSync()),
-          scale: base + own,
-        });
+        kept.push({ name: names[i], training, tensor: tf.keep(t), scale: base + own });
       });
     }
     input.dispose();
   });
+  // Read asynchronously: the webgpu backend cannot read synchronously.
+  const entries: Entry[] = [];
+  for (const { tensor, ...rest } of kept) {
+    entries.push({ ...rest, values: Float32Array.from(await tensor.data()) });
+    tensor.dispose();
+  }
   model.dispose();
   assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
   return { entries, ms: performance.now() - t0 };
@@ -323,44 +325,76 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-for (const name of MODELS) {
-  const c = CASES[name];
-  const what = `${name} [${c.batch}, ${c.height}, ${c.width}, 3]`;
-  test(`wasm gradients of ${what} match cpu: loss, input, every trainable weight`, async (t) => {
-    // Images in [0, 1), as training feeds them; labels spread over the classes.
-    const x = random(c.batch * c.height * c.width * 3, INPUT_SEED).map((v) => (v + 1) / 2);
-    const labels = Array.from({ length: c.batch }, (_, i) => (3 * i + 1) % CLASSES);
-    const weights: Float32Array[] = [];
-    const expected = await gradients('cpu', name, c, x, labels, weights);
-    const actual = await gradients('wasm', name, c, x, labels, weights);
-    const names = expected.entries.map((e) => e.name);
-    assert.deepEqual(
-      actual.entries.map((e) => e.name),
-      names,
-    );
-    const errors = expected.entries.map(
-      (e, i) =>
-        maxAbsDiff(actual.entries[i].values, e.values) /
-        Math.max(maxAbs(expected.entries[e.scale].values), 1e-30),
-    );
-    const summary = (training: boolean): string => {
-      const idx = errors.flatMap((_, i) => (expected.entries[i].training === training ? [i] : []));
-      const worst = idx.reduce((a, b) => (errors[b] > errors[a] ? b : a));
-      const input = idx.find((i) => names[i] === 'input') as number;
-      const e = (i: number) => errors[i].toExponential(2);
-      return `max ${e(worst)} (${names[worst]}), input ${e(input)}`;
-    };
-    t.diagnostic(
-      `${what}: inference ${summary(false)}; training ${summary(true)}; ` +
-        `cpu ${(expected.ms / 1000).toFixed(1)} s, wasm ${(actual.ms / 1000).toFixed(1)} s`,
-    );
-    expected.entries.forEach((e, i) => {
-      const tolerance = e.training ? c.training : c.inference;
-      assert.ok(
-        errors[i] <= tolerance,
-        `${name}, ${e.training ? 'training' : 'inference'} mode, ${e.name}: ` +
-          `relative error ${errors[i].toExponential(2)} > ${tolerance}`,
-      );
-    });
-  });
+/** Backends compared with cpu: wasm always; webgpu where Dawn finds an adapter (see helpers). */
+const UNDER_TEST: { backend: BackendName; skip: string | false }[] = [
+  { backend: 'wasm', skip: false },
+  { backend: 'webgpu', skip: await webgpuSkipReason() },
+];
+
+/** The cpu reference per model, computed once for all backends. */
+const references = new Map<
+  ModelName,
+  Promise<{ x: Float32Array; labels: number[]; weights: Float32Array[]; cpu: Result }>
+>();
+type Result = Awaited<ReturnType<typeof gradients>>;
+
+function reference(name: ModelName, c: Case) {
+  let r = references.get(name);
+  if (!r) {
+    r = (async () => {
+      // Images in [0, 1), as training feeds them; labels spread over the classes.
+      const x = random(c.batch * c.height * c.width * 3, INPUT_SEED).map((v) => (v + 1) / 2);
+      const labels = Array.from({ length: c.batch }, (_, i) => (3 * i + 1) % CLASSES);
+      const weights: Float32Array[] = [];
+      const cpu = await gradients('cpu', name, c, x, labels, weights);
+      return { x, labels, weights, cpu };
+    })();
+    references.set(name, r);
+  }
+  return r;
 }
+
+for (const { backend, skip } of UNDER_TEST)
+  for (const name of MODELS) {
+    const c = CASES[name];
+    const what = `${name} [${c.batch}, ${c.height}, ${c.width}, 3]`;
+    test(
+      `${backend} gradients of ${what} match cpu: loss, input, every trainable weight`,
+      { skip },
+      async (t) => {
+        const { x, labels, weights, cpu: expected } = await reference(name, c);
+        const actual = await gradients(backend, name, c, x, labels, weights);
+        const names = expected.entries.map((e) => e.name);
+        assert.deepEqual(
+          actual.entries.map((e) => e.name),
+          names,
+        );
+        const errors = expected.entries.map(
+          (e, i) =>
+            maxAbsDiff(actual.entries[i].values, e.values) /
+            Math.max(maxAbs(expected.entries[e.scale].values), 1e-30),
+        );
+        const summary = (training: boolean): string => {
+          const idx = errors.flatMap((_, i) =>
+            expected.entries[i].training === training ? [i] : [],
+          );
+          const worst = idx.reduce((a, b) => (errors[b] > errors[a] ? b : a));
+          const input = idx.find((i) => names[i] === 'input') as number;
+          const e = (i: number) => errors[i].toExponential(2);
+          return `max ${e(worst)} (${names[worst]}), input ${e(input)}`;
+        };
+        t.diagnostic(
+          `${what}: inference ${summary(false)}; training ${summary(true)}; ` +
+            `cpu ${(expected.ms / 1000).toFixed(1)} s, ${backend} ${(actual.ms / 1000).toFixed(1)} s`,
+        );
+        expected.entries.forEach((e, i) => {
+          const tolerance = e.training ? c.training : c.inference;
+          assert.ok(
+            errors[i] <= tolerance,
+            `${backend}: ${name}, ${e.training ? 'training' : 'inference'} mode, ${e.name}: ` +
+              `relative error ${errors[i].toExponential(2)} > ${tolerance}`,
+          );
+        });
+      },
+    );
+  }

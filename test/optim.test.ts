@@ -37,7 +37,7 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: numb
 }
 
 describe('SGD', () => {
-  it('follows a hand-computed 3-step trajectory (momentum 0.9, wd 0.1, lr changing)', () => {
+  it('follows a hand-computed 3-step trajectory (momentum 0.9, wd 0.1, lr changing)', async () => {
     // Values chosen exact in float32 (or nearly), and a trajectory worked out by hand in doubles:
     // w0 = [1, -2]; grads g1 = [0.5, 0.25], g2 = [-1, 1], g3 = [0, 0.5]; lrs 0.1, 0.1, 0.01.
     // step 1: d = g1 + 0.1·w0 = [0.6, 0.05];  buf = d = [0.6, 0.05];          w1 = w0 − 0.1·buf = [0.94, −2.005]
@@ -59,12 +59,12 @@ describe('SGD', () => {
       close(w.dataSync(), expected, 1e-6, `step ${k + 1}`);
     }
     assert.equal(opt.stepCount, 3);
-    close(opt.state().buffers.w_hand.values, [-0.23174, 1.051105], 1e-6, 'momentum buffer');
+    close((await opt.state()).buffers.w_hand.values, [-0.23174, 1.051105], 1e-6, 'momentum buffer');
     opt.dispose();
     w.dispose();
   });
 
-  it('does not leak tensors and skips parameters without a gradient', () => {
+  it('does not leak tensors and skips parameters without a gradient', async () => {
     const a = tf.variable(tf.ones([2, 2]), true, 'leak_a');
     const b = tf.variable(tf.ones([3]), true, 'leak_b');
     const opt = new SGD([a, b]);
@@ -74,7 +74,7 @@ describe('SGD', () => {
     for (let i = 0; i < 5; i++) opt.step({ leak_a: g }, 0.1);
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(Array.from(b.dataSync()), [1, 1, 1], 'b has no gradient: unchanged');
-    assert.deepEqual(Object.keys(opt.state().buffers), ['leak_a']);
+    assert.deepEqual(Object.keys((await opt.state()).buffers), ['leak_a']);
     assert.throws(() => opt.step({ nope: g }, 0.1), /unknown 'nope'/);
     // a bad shape anywhere refuses the whole step: a (listed first) is not updated either
     const aBefore = Array.from(a.dataSync());
@@ -106,15 +106,15 @@ describe('SGD', () => {
     opt.dispose();
   });
 
-  it('state() / loadState() resume the same trajectory', () => {
+  it('state() / loadState() resume the same trajectory', async () => {
     const rng = new Rng(5);
     const grads = Array.from({ length: 6 }, () => Array.from({ length: 4 }, () => rng.normal()));
-    const run = (resumeAt: number | null) => {
+    const run = async (resumeAt: number | null) => {
       const w = tf.variable(tf.tensor2d([1, 2, 3, 4], [2, 2]), true);
       let opt = new SGD({ w });
       for (const [i, g] of grads.entries()) {
         if (i === resumeAt) {
-          const saved = JSON.parse(JSON.stringify(opt.state()));
+          const saved = JSON.parse(JSON.stringify(await opt.state()));
           opt.dispose();
           opt = new SGD({ w });
           opt.loadState(saved);
@@ -128,7 +128,7 @@ describe('SGD', () => {
       w.dispose();
       return out;
     };
-    assert.deepEqual(run(3), run(null));
+    assert.deepEqual(await run(3), await run(null));
   });
 
   it('matches torch.optim.SGD for the same gradients (1e-6)', { skip: NO_TORCH }, () => {

@@ -94,7 +94,7 @@ export function auditCommand(): Command {
               attackSteps: 10,
               resume: false,
               force: false,
-            }),
+            }, backend),
           backend,
           preset: f.preset ?? null,
         },

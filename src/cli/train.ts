@@ -84,8 +84,11 @@ interface Flags {
   force: boolean;
 }
 
-/** The run's config: flags over the preset over the defaults (the quick protocol). */
-export function configFrom(f: Flags): TrainConfig {
+/**
+ * The run's config: flags over the preset over the defaults (the quick protocol). `engine` is the
+ * backend initEngine started (worker threads are a wasm feature).
+ */
+export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
   const preset = f.preset ? PRESET_CONFIG[f.preset] : {};
   const base = { ...PRESET_CONFIG.quick, gamma: 0.1, ...preset };
   const strategy = parseStrategy(f.strategy ?? (base.strategy as string) ?? 'standard');
@@ -105,8 +108,8 @@ export function configFrom(f: Flags): TrainConfig {
     gamma: base.gamma ?? 0.1,
     seed: f.seed,
     ...(f.widen ? { widen: f.widen } : {}),
-    // Both cores by default; adversarial training attacks in one thread.
-    workers: f.workers ?? (strategy.adversarial ? 1 : availableParallelism()),
+    // Both cores by default on wasm; adversarial training attacks in one thread.
+    workers: f.workers ?? (strategy.adversarial || engine !== 'wasm' ? 1 : availableParallelism()),
   };
 }
 
@@ -167,7 +170,8 @@ export function trainCommand(): Command {
     .option('--resume', 'continue from the checkpoint folder', false)
     .option('--force', 'discard an existing checkpoint and start over', false)
     .action(async (f: Flags) => {
-      const config = configFrom(f);
+      const backend = await initEngine(f.backend);
+      const config = configFrom(f, backend);
       const results = f.results ?? 'results.json';
       const log = f.log ?? results.replace(/\.json$/i, '') + '.csv';
       const ckpt = f.checkpoint ?? results.replace(/\.json$/i, '') + '.ckpt';
@@ -178,7 +182,6 @@ export function trainCommand(): Command {
             `${ckpt}: a checkpoint exists; pass --resume to continue it or --force to start over`,
           );
       } else if (f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
-      const backend = await initEngine(f.backend);
       const data = await openTrainingData(f.data, f.dataset);
       await mkdir(dirname(results), { recursive: true });
       let stop = false;

@@ -5,8 +5,11 @@
  *   `@tensorflow/tfjs-backend-wasm/dist/` folder (never a CDN), with the training kernels it lacks
  *   registered by ./wasm-kernels.ts.
  * - `cpu`: tfjs' pure-JS backend — very slow; a reference for tests.
- * - `auto`: `native` when present (not in this build), else `wasm`.
- * - `webgpu`, `native`: names reserved for engines this build does not ship.
+ * - `webgpu`: tfjs' WebGPU backend on Dawn, for GPUs (./webgpu.ts); without a GPU it runs on
+ *   Mesa's software OpenGL (slow, for tests).
+ * - `auto`: `native` when present (not in this build), else `webgpu` on a hardware GPU adapter,
+ *   else `wasm`.
+ * - `native`: a name reserved for an engine this build does not ship.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -15,6 +18,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { startWebgpu, vulkanDriverListed } from './webgpu.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 
@@ -22,7 +26,7 @@ export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 export const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu', 'native'];
 
 /** The names this build can actually run. */
-export const AVAILABLE_BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu'];
+export const AVAILABLE_BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu'];
 
 const require = createRequire(import.meta.url);
 
@@ -66,17 +70,21 @@ function listed(names: readonly string[]): string {
 
 /**
  * Sets up the tfjs backend `name` and makes it current; returns the backend's real name
- * ('wasm' or 'cpu'). Calling it again (with the same or another name) is fine.
+ * ('wasm', 'cpu' or 'webgpu'). Calling it again (with the same or another name) is fine.
  */
 export async function initEngine(name: BackendName = 'auto'): Promise<string> {
   switch (name) {
     case 'auto':
-      return nativeAvailable() ? fail('the native backend is not wired up yet') : useWasm();
+      if (nativeAvailable()) return fail('the native backend is not wired up yet');
+      if (vulkanDriverListed() && (await startWebgpu(true))) return tf.getBackend();
+      return useWasm();
     case 'wasm':
       return useWasm();
     case 'cpu':
       return useCpu();
     case 'webgpu':
+      await startWebgpu();
+      return tf.getBackend();
     case 'native':
       return fail(
         `backend '${name}' is not available in this build of onepixel; ` +

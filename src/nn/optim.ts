@@ -136,10 +136,10 @@ export class SGD {
   }
 
   /** The optimiser's state as plain arrays, for a checkpoint. */
-  state(): SGDState {
+  async state(): Promise<SGDState> {
     const buffers: SGDState['buffers'] = {};
     for (const [name, buf] of this.buffers)
-      buffers[name] = { shape: [...buf.shape], values: Array.from(buf.dataSync()) };
+      buffers[name] = { shape: [...buf.shape], values: Array.from(await buf.data()) };
     return { step: this.steps, buffers };
   }
 

@@ -72,11 +72,14 @@ export interface TrainRun {
   finished: boolean;
 }
 
-function weightsOf(model: LayersModel): Tensorish[] {
-  return model.weights.map((w) => {
-    const t = w.read();
-    return { name: w.originalName, shape: t.shape, values: t.dataSync() as Float32Array };
-  });
+/** The model's weights as plain arrays (read asynchronously: a GPU backend cannot read synchronously). */
+async function weightsOf(model: LayersModel): Promise<Tensorish[]> {
+  return Promise.all(
+    model.weights.map(async (w) => {
+      const t = w.read();
+      return { name: w.originalName, shape: t.shape, values: (await t.data()) as Float32Array };
+    }),
+  );
 }
 
 function setWeights(model: LayersModel, saved: Tensorish[], dir: string): void {
@@ -102,7 +105,7 @@ function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
 }
 
 /** Clean accuracy of the model on a dataset, in batches, in inference mode. */
-export function evaluate(model: LayersModel, ds: Dataset, batch = 500): number {
+export async function evaluate(model: LayersModel, ds: Dataset, batch = 500): Promise<number> {
   const n = ds.labels.length;
   const size = ds.height * ds.width * ds.channels;
   let correct = 0;
@@ -111,12 +114,14 @@ export function evaluate(model: LayersModel, ds: Dataset, batch = 500): number {
     const x = new Float32Array(m * size);
     const src = ds.images.subarray(s * size, (s + m) * size);
     for (let k = 0; k < x.length; k++) x[k] = src[k] / 255;
-    const pred = tf.tidy(() => {
+    const predicted = tf.tidy(() => {
       const logits = model.apply(tf.tensor4d(x, [m, ds.height, ds.width, ds.channels]), {
         training: false,
       }) as tf.Tensor;
-      return tf.argMax(logits, -1).dataSync();
+      return tf.argMax(logits, -1);
     });
+    const pred = await predicted.data();
+    predicted.dispose();
     for (let k = 0; k < m; k++) if (pred[k] === ds.labels[s + k]) correct++;
   }
   return correct / n;
@@ -201,8 +206,15 @@ export async function train(
   );
   const applyGrads = (grads: tf.NamedTensorMap, lr: number) =>
     sgd.step(Object.fromEntries(Object.entries(grads).map(([k, g]) => [own.get(k) ?? k, g])), lr);
+  const onWasm = tf.getBackend() === 'wasm';
   const workers = config.workers ?? 1;
-  const micro = MICRO_BATCH[config.model];
+  if (workers > 1 && !onWasm)
+    fail(
+      `--workers ${workers}: worker threads are for the wasm backend; ` +
+        `the ${tf.getBackend()} backend trains in one thread (use --workers 1)`,
+    );
+  // Micro-batches keep a step inside the wasm heap; other backends run the whole batch.
+  const micro = onWasm ? MICRO_BATCH[config.model] : undefined;
   const split = micro !== undefined && micro < config.batchSize;
   if (config.adversarial && workers > 1)
     fail('adversarial training runs its attack in one thread: use 1 worker (--workers 1)');
@@ -252,8 +264,8 @@ export async function train(
     await saveCheckpoint(
       checkpointDir,
       { config, epoch, step, rng: rng.state(), running, history },
-      weightsOf(model),
-      sgd.state(),
+      await weightsOf(model),
+      await sgd.state(),
     );
   };
   const size = ds.height * ds.width * ds.channels;
@@ -293,46 +305,49 @@ export async function train(
             }
             return pending;
           })()
-        : tf.tidy(() => {
-            const shape = batch.shape;
-            let x: tf.Tensor4D = tf.tensor4d(
-              batch.x.subarray(
-                0,
-                shape.reduce((a, b) => a * b, 1),
-              ),
-              shape,
-            );
-            const targets = tf.tensor2d(mixTargets(batch.labels, classes, batch.mix), [
-              shape[0],
-              classes,
-            ]);
-            if (config.adversarial) {
-              const a = config.adversarial;
-              x = pgd(
-                (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
-                x,
-                {
-                  epsilon: a.epsilon,
-                  step: a.step,
-                  steps: a.steps,
-                  rng,
-                },
+        : await (async () => {
+            const { value, predicted } = tf.tidy(() => {
+              const shape = batch.shape;
+              let x: tf.Tensor4D = tf.tensor4d(
+                batch.x.subarray(
+                  0,
+                  shape.reduce((a, b) => a * b, 1),
+                ),
+                shape,
               );
-            }
-            let predicted: tf.Tensor | null = null;
-            const { value, grads } = tf.variableGrads(() => {
-              const logits = model.apply(x, { training: true }) as tf.Tensor;
-              predicted = tf.keep(tf.argMax(logits, -1));
-              return crossEntropy(logits, targets);
-            }, vars);
-            applyGrads(grads, lr);
-            const kept = predicted as unknown as tf.Tensor;
-            const pred = kept.dataSync();
-            kept.dispose();
+              const targets = tf.tensor2d(mixTargets(batch.labels, classes, batch.mix), [
+                shape[0],
+                classes,
+              ]);
+              if (config.adversarial) {
+                const a = config.adversarial;
+                x = pgd(
+                  (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
+                  x,
+                  {
+                    epsilon: a.epsilon,
+                    step: a.step,
+                    steps: a.steps,
+                    rng,
+                  },
+                );
+              }
+              let kept: tf.Tensor | null = null;
+              const { value, grads } = tf.variableGrads(() => {
+                const logits = model.apply(x, { training: true }) as tf.Tensor;
+                kept = tf.keep(tf.argMax(logits, -1));
+                return crossEntropy(logits, targets);
+              }, vars);
+              applyGrads(grads, lr);
+              return { value, predicted: kept as unknown as tf.Tensor };
+            });
+            // Read after the step, asynchronously: GPU backends cannot read synchronously.
+            const [lossValue, pred] = await Promise.all([value.data(), predicted.data()]);
+            tf.dispose([value, predicted]);
             let c = 0;
             for (let i = 0; i < pred.length; i++) if (pred[i] === batch.labels[i]) c++;
-            return { loss: value.dataSync()[0], correct: c };
-          });
+            return { loss: lossValue[0], correct: c };
+          })();
       if (!Number.isFinite(loss)) {
         await parallel?.close();
         const last = history.length
@@ -351,7 +366,7 @@ export async function train(
       lr: lrAt((epoch + 1) * stepsPerEpoch - 1),
       trainLoss: running.loss / running.seen,
       trainAccuracy: running.correct / running.seen,
-      testAccuracy: evaluate(model, test),
+      testAccuracy: await evaluate(model, test),
       seconds: running.seconds,
       imagesPerSecond: running.seen / running.seconds,
     };
