@@ -153,14 +153,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU peer (fp32, TF32 off)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build(args.model, args.classes)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # Plain fp32 like WebGPU's shaders: no TF32 tensor-core rounding.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    model = build(args.model, args.classes).to(dev)
     params = sum(p.numel() for p in model.parameters())
-    x = torch.rand(args.batch, 3, args.size, args.size)
-    labels = torch.randint(0, args.classes, (args.batch,))
+    x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
+    labels = torch.randint(0, args.classes, (args.batch,), device=dev)
     targets = F.one_hot(labels, args.classes).float()
 
     if args.mode == "train":
@@ -217,6 +224,8 @@ def main():
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "mkldnn": torch.backends.mkldnn.is_available(),
+                "device": args.device,
+                "deviceName": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             }
         )
     )

@@ -3,11 +3,13 @@
  *
  * - `Conv2DBackpropFilter`: the stock shader gives each filter element one thread that loops over
  *   the whole batch and image (for a 3×3×64×64 filter at batch 128 on 32×32 images: 37 k threads,
- *   131 k multiply-adds each, no tiling). Here it is one matrix product per filter tap:
+ *   131 k multiply-adds each, no tiling). Here it is matrix products per filter tap:
  *   dW[r, c] = X_rc^T · dY, where X_rc is the (padded, strided) input window that tap (r, c) saw,
- *   reshaped to [N·Ho·Wo, Cin], and dY the output gradient as [N·Ho·Wo, Cout]. These products have
- *   a small output and a long inner dimension, which tfjs' WebGPU matMul runs with its split-K
- *   program (many workgroups, atomic adds).
+ *   as [N·Ho·Wo, Cin], and dY the output gradient as [N·Ho·Wo, Cout]. The long inner dimension
+ *   N·Ho·Wo is cut into B chunks of whole images (about {@link CHUNK} rows each): one batched
+ *   product [B, Cin, Cout] over the chunks, then a sum over B — many workgroups, no atomics, and
+ *   deterministic. (`ONEPIXEL_WEBGPU_KERNELS=splitk` uses one product per tap instead, which tfjs
+ *   runs with its split-K program and atomic adds.)
  * - `Conv2DBackpropInput`: tfjs ships a matrix-multiply (implicit GEMM) shader for it but selects
  *   a naive one by default (flag `WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE`); the flag is turned off.
  *
@@ -25,6 +27,7 @@ import {
   Reshape,
   Slice,
   StridedSlice,
+  Sum,
   unregisterKernel,
   type Conv2DBackpropFilterAttrs,
   type Conv2DBackpropFilterInputs,
@@ -36,6 +39,18 @@ import {
 } from '@tensorflow/tfjs-core';
 
 const WEBGPU = 'webgpu';
+
+/** Rows of the inner dimension per chunk of the batched filter-gradient product (about). */
+export const CHUNK = 2048;
+
+/** How the filter gradient is computed: see the file's comment. */
+type FilterGradMode = 'batched' | 'splitk';
+
+/** Images per chunk: the smallest divisor g of n with g·rows ≥ CHUNK (or n). */
+function imagesPerChunk(n: number, rowsPerImage: number): number {
+  for (let g = 1; g < n; g++) if (n % g === 0 && g * rowsPerImage >= CHUNK) return g;
+  return n;
+}
 
 /** Runs one kernel the webgpu backend has registered, straight through its kernel function. */
 function run(
@@ -56,12 +71,15 @@ function release(backend: KernelBackend, ...infos: TensorInfo[]): void {
   for (const t of infos) backend.disposeData(t.dataId);
 }
 
-/** The filter gradient as one split-K matrix product per filter tap. */
-function filterGradByTaps(args: {
-  inputs: NamedTensorInfoMap;
-  backend: KernelBackend;
-  attrs?: NamedAttrMap;
-}): TensorInfo {
+/** The filter gradient as matrix products per filter tap (see the file's comment). */
+function filterGradByTaps(
+  mode: FilterGradMode,
+  args: {
+    inputs: NamedTensorInfoMap;
+    backend: KernelBackend;
+    attrs?: NamedAttrMap;
+  },
+): TensorInfo {
   const { x, dy } = args.inputs as unknown as Conv2DBackpropFilterInputs & {
     x: TensorInfo;
     dy: TensorInfo;
@@ -103,8 +121,9 @@ function filterGradByTaps(args: {
         )
       : null;
   const src = padded ?? x;
-  const m = n * ho * wo;
-  const dy2 = run(backend, Reshape, { x: dy }, { shape: [1, m, cout] });
+  const chunks = mode === 'batched' ? n / imagesPerChunk(n, ho * wo) : 1;
+  const m = (n * ho * wo) / chunks;
+  const dy2 = run(backend, Reshape, { x: dy }, { shape: [chunks, m, cout] });
   const taps: TensorInfo[] = [];
   for (let r = 0; r < kh; r++)
     for (let c = 0; c < kw; c++) {
@@ -126,9 +145,19 @@ function filterGradByTaps(args: {
                 shrinkAxisMask: 0,
               },
             );
-      const a = run(backend, Reshape, { x: window }, { shape: [1, m, cin] });
-      taps.push(run(backend, BatchMatMul, { a, b: dy2 }, { transposeA: true, transposeB: false }));
+      const a = run(backend, Reshape, { x: window }, { shape: [chunks, m, cin] });
+      const prod = run(
+        backend,
+        BatchMatMul,
+        { a, b: dy2 },
+        { transposeA: true, transposeB: false },
+      );
       release(backend, window, a);
+      if (chunks === 1) taps.push(prod);
+      else {
+        taps.push(run(backend, Sum, { x: prod }, { axis: [0], keepDims: true }));
+        release(backend, prod);
+      }
     }
   const stacked =
     taps.length === 1
@@ -144,13 +173,16 @@ let registered = false;
 
 /** Replaces the slow webgpu training kernels (once; a no-op with ONEPIXEL_WEBGPU_KERNELS=stock). */
 export function registerWebgpuTrainingKernels(): void {
-  if (registered || process.env.ONEPIXEL_WEBGPU_KERNELS === 'stock') return;
+  const choice = process.env.ONEPIXEL_WEBGPU_KERNELS;
+  if (registered || choice === 'stock') return;
+  const mode: FilterGradMode = choice === 'splitk' ? 'splitk' : 'batched';
   registered = true;
   env().set('WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE', false);
   if (getKernel(Conv2DBackpropFilter, WEBGPU)) unregisterKernel(Conv2DBackpropFilter, WEBGPU);
   registerKernel({
     kernelName: Conv2DBackpropFilter,
     backendName: WEBGPU,
-    kernelFunc: filterGradByTaps as unknown as KernelFunc,
+    kernelFunc: ((args: Parameters<typeof filterGradByTaps>[1]) =>
+      filterGradByTaps(mode, args)) as unknown as KernelFunc,
   });
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The GPU machine's side of a run (see scripts/gpu-pack.mjs and ../shared/docs/gpu.md): unpacks
+# node, the app and the CIFAR-10 subset, then
+#   1. bench/gpu.ts for ResNet-18 with each filter-gradient choice, PyTorch CUDA beside it;
+#   2. protects the subset with `onepixel protect` (the search runs there, on the subset);
+#   3. trains ResNet-18 with --backend webgpu on the clean and the protected subset, as many epochs
+#      as fit TRAIN_BUDGET_S each (from the measured speed), one-cycle lr 0.05, batch 128;
+#   4. the remaining bench rows if time is left.
+# Results go to $OUT (or ./gpu-out). Usage: bash scripts/gpu-run.sh [TRAIN_BUDGET_S]
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+BUDGET=${1:-120}
+MODEL=${MODEL:-resnet18}   # a rehearsal on a machine without a GPU uses lenet5
+STEPS=${STEPS:-10}
+start=$SECONDS
+log() { echo "[$((SECONDS - start)) s] $*" | tee -a "$OUT/run.log"; }
+
+if [ -d .gpu/gl ] && [ "$(id -u)" -eq 0 ]; then
+  for f in .gpu/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+export XDG_RUNTIME_DIR=/tmp/xdg
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+NODE=/tmp/onepixel-node
+[ -x $NODE ] || { xz -dc .gpu/node.xz > $NODE && chmod +x $NODE; }
+APP=/tmp/onepixel-app
+DATA=/tmp/onepixel-data
+rm -rf $APP $DATA && mkdir -p $APP $DATA
+tar -C $APP -xJf .gpu/app.tar.xz
+tar -C $DATA -xJf .gpu/c10.tar.xz
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/run.log"
+CLI="$NODE $APP/dist/src/cli/main.js"
+log "node $($NODE -v); doctor-ish check"
+$NODE -e "import('$APP/dist/src/nn/engine.js').then(async m => { console.log(await m.initEngine('webgpu')); const w = await import('$APP/dist/src/nn/webgpu.js'); console.log(JSON.stringify(w.webgpuInfo())); })" 2>&1 | tail -3 | tee -a "$OUT/run.log"
+
+log "bench: $MODEL training step, three kernel choices"
+timeout 200 $NODE $APP/dist/bench/gpu.js --only train-$MODEL --kernels batched,splitk,stock --steps $STEPS \
+  >> "$OUT/bench.jsonl" 2>> "$OUT/bench.log"
+grep -v Warning "$OUT/bench.log" | tail -3
+# The fastest filter-gradient choice trains.
+best=$(python3 - "$OUT/bench.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in rows if r.get("imagesPerSecond")]
+best = max(rows, key=lambda r: r["imagesPerSecond"])
+print(best["kernels"], int(best["imagesPerSecond"]))
+EOF
+)
+kern=${best% *}
+ips=${best#* }
+log "fastest: $kern at $ips img/s"
+
+log "protect the subset"
+$CLI protect --dataset cifar10 --data-dir $DATA/c10-clean --out $DATA/c10-ops --json > "$OUT/manifest.json"
+n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))
+epochs=$(( BUDGET * ips / n ))
+[ $epochs -lt 1 ] && epochs=1
+[ $epochs -gt 15 ] && epochs=15
+for d in ops clean; do
+  log "train $MODEL on $d ($n images) for $epochs epochs, kernels $kern"
+  ONEPIXEL_WEBGPU_KERNELS=$kern timeout -s INT $((BUDGET * 2)) $CLI train --data $DATA/c10-$d \
+    --model $MODEL --backend webgpu --epochs $epochs --batch-size 128 --lr 0.05 \
+    --schedule onecycle --seed 0 --results "$OUT/train-$MODEL-$d.json" \
+    --checkpoint /tmp/ckpt-$d 2>&1 | grep -v Warning | tail -3 | tee -a "$OUT/run.log"
+done
+
+log "the other bench rows"
+timeout 120 $NODE $APP/dist/bench/gpu.js --only train-smallcnn,train-lenet5,inputgrad-resnet18 \
+  --kernels $kern --steps $STEPS >> "$OUT/bench.jsonl" 2>> "$OUT/bench.log"
+grep -v Warning "$OUT/bench.log" | tail -4
+log "done"
