@@ -4,6 +4,7 @@
  * (CUDA, fp32: TF32 off) on the same GPU in the same run (bench/peer_train_torch.py --device cuda).
  *
  *   node dist/bench/gpu.js [--only NAME[,NAME…]] [--kernels K[,K…]] [--no-peer] [--steps N]
+ *                          [--profile]   (GPU time per shader program over one step)
  *
  * Each onepixel measurement runs in a child process of its own, once per kernel choice
  * (ONEPIXEL_WEBGPU_KERNELS, read when the backend starts: `batched`, onepixel's default, `splitk`,
@@ -40,7 +41,11 @@ function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1))) as tf.Scalar;
 }
 
-async function child(spec: Spec, steps: number): Promise<Record<string, unknown>> {
+async function child(
+  spec: Spec,
+  steps: number,
+  profile: boolean,
+): Promise<Record<string, unknown>> {
   await initEngine('webgpu');
   const rng = new Rng(7);
   const x = tf.tensor4d(
@@ -54,8 +59,8 @@ async function child(spec: Spec, steps: number): Promise<Record<string, unknown>
   });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const sgd = new SGD(vars, { momentum: 0.9, weightDecay: 5e-4 });
-  const step = async () => {
-    const out = tf.tidy(() => {
+  const compute = () =>
+    tf.tidy(() => {
       if (spec.mode === 'inputgrad')
         return tf.sum(
           pgd((xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets), x, {
@@ -71,6 +76,8 @@ async function child(spec: Spec, steps: number): Promise<Record<string, unknown>
       sgd.step(grads, 0.01);
       return value;
     });
+  const step = async () => {
+    const out = compute();
     await out.data();
     out.dispose();
   };
@@ -82,7 +89,38 @@ async function child(spec: Spec, steps: number): Promise<Record<string, unknown>
     if (i >= warmup) seconds.push((performance.now() - t0) / 1000);
   }
   const total = seconds.reduce((a, b) => a + b, 0);
-  return { imagesPerSecond: (BATCH * steps) / total, stepSeconds: seconds, adapter: webgpuInfo() };
+  const report: Record<string, unknown> = {
+    imagesPerSecond: (BATCH * steps) / total,
+    stepSeconds: seconds,
+    adapter: webgpuInfo(),
+  };
+  if (profile) {
+    // GPU time per shader program over one step (timestamp queries), summed by program.
+    let out: tf.Tensor | null = null;
+    const info = (await tf.time(() => {
+      out = compute();
+    })) as unknown as Omit<tf.TimingInfo, 'getExtraProfileInfo'> & {
+      getExtraProfileInfo?: () => { name: string; ms: number }[] | string;
+    };
+    (out as tf.Tensor | null)?.dispose();
+    const by = new Map<string, { ms: number; count: number }>();
+    const programs = info.getExtraProfileInfo?.();
+    for (const { name, ms } of Array.isArray(programs) ? programs : []) {
+      const e = by.get(name) ?? { ms: 0, count: 0 };
+      e.ms += ms;
+      e.count++;
+      by.set(name, e);
+    }
+    report.profile = {
+      wallMs: info.wallMs,
+      kernelMs: info.kernelMs,
+      kernels: (await tf.profile(() => compute())).kernelNames,
+      programs: [...by.entries()]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .map(([name, e]) => ({ name, ...e })),
+    };
+  }
+  return report;
 }
 
 function capture(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
@@ -103,7 +141,11 @@ async function main(): Promise<void> {
   const value = (f: string) => (args.includes(f) ? args[args.indexOf(f) + 1] : undefined);
   const steps = Number(value('--steps') ?? 10);
   if (flag('--child')) {
-    const report = await child(JSON.parse(value('--child') as string) as Spec, steps);
+    const report = await child(
+      JSON.parse(value('--child') as string) as Spec,
+      steps,
+      flag('--profile'),
+    );
     process.stdout.write(JSON.stringify(report) + '\n');
     return;
   }
@@ -119,7 +161,9 @@ async function main(): Promise<void> {
       all.push({ name: `${mode}-${model}`, model, mode, kernels });
   const peerDone = new Map<string, Record<string, unknown> | string>();
   for (const spec of all.filter((s) => !only || only.includes(s.name))) {
-    const env = { ...process.env, ONEPIXEL_WEBGPU_KERNELS: spec.kernels };
+    const env: NodeJS.ProcessEnv = { ...process.env, ONEPIXEL_WEBGPU_KERNELS: spec.kernels };
+    // Dawn hides timestamp queries behind its "unsafe APIs" toggle.
+    if (flag('--profile')) env.ONEPIXEL_DAWN_TOGGLES = 'enable-dawn-features=allow_unsafe_apis';
     const row: Record<string, unknown> = {
       name: spec.name,
       backend: 'webgpu',
@@ -129,6 +173,7 @@ async function main(): Promise<void> {
     };
     try {
       const scriptArgs = [process.argv[1], '--child', JSON.stringify(spec), '--steps', `${steps}`];
+      if (flag('--profile')) scriptArgs.push('--profile');
       Object.assign(row, JSON.parse(await capture(process.execPath, scriptArgs, env)));
     } catch (e) {
       row.error = (e as Error).message;

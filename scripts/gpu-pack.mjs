@@ -2,14 +2,14 @@
 // Packs what a run on the GPU machine needs into .gpu/ (git-ignored; see ../shared/docs/gpu.md):
 // that machine has no Node.js, no npm registry and no Vulkan loader, and only 64 MiB travel.
 //
-//   node scripts/gpu-pack.mjs [--train-per-batch N]      (after `npm run build`)
+//   node scripts/gpu-pack.mjs [--train-per-batch N] [--app-only]   (after `npm run build`)
 //
 // .gpu/node.xz      this machine's node binary
 // .gpu/gl/*.deb     Debian's Vulkan/EGL loaders for amd64, unpacked there by scripts/gpu-run.sh
 // .gpu/app.tar.xz   dist/, package.json, bench/*.py and the production node_modules, pruned to the
 //                   files Node loads (tfjs bundles' package.json + main file, Dawn for linux-x64;
 //                   sharp and tar, loaded only for image folders and archives, are left out)
-// .gpu/c10.tar.xz   a clean CIFAR-10 subset from ../shared/data: the first N records of each
+// .gpu/c10.tar.xz   (not with --app-only) a clean CIFAR-10 subset from ../shared/data: the first N records of each
 //                   training batch file (default 2000: 10,000 images) and the 1,000 exact test
 //                   records (test_batch_exact_first1000.bin as test_batch.bin)
 import { execFileSync } from 'node:child_process';
@@ -75,6 +75,10 @@ sh('tar', ['-C', join(stage, 'app'), '-cJf', join(out, 'app.tar.xz'), '.'], {
 });
 
 // The data subset.
+if (args.includes('--app-only')) {
+  rmSync(stage, { recursive: true, force: true });
+  process.exit(0);
+}
 const data = join(root, '..', 'shared', 'data', 'cifar-10-batches-bin');
 const c10 = join(stage, 'c10', 'c10-clean');
 mkdirSync(c10, { recursive: true });

@@ -37,6 +37,24 @@ CLI="$NODE $APP/dist/src/cli/main.js"
 log "node $($NODE -v); doctor-ish check"
 $NODE -e "import('$APP/dist/src/nn/engine.js').then(async m => { console.log(await m.initEngine('webgpu')); const w = await import('$APP/dist/src/nn/webgpu.js'); console.log(JSON.stringify(w.webgpuInfo())); })" 2>&1 | tail -3 | tee -a "$OUT/run.log"
 
+if [ "${MODE:-}" = profile ]; then
+  # Where a step's GPU time goes (timestamp queries), then the quick preset (LeNet-5, 15 epochs)
+  # on the clean and the protected subset.
+  log "profile"
+  timeout 150 $NODE $APP/dist/bench/gpu.js --only train-resnet18,train-smallcnn --kernels batched,stock \
+    --steps 3 --profile --no-peer > "$OUT/profile.jsonl" 2>> "$OUT/bench.log"
+  grep -v Warning "$OUT/bench.log" | tail -4
+  $CLI protect --dataset cifar10 --data-dir $DATA/c10-clean --out $DATA/c10-ops --json > /dev/null
+  for d in ops clean; do
+    log "quick preset on $d"
+    timeout -s INT 150 $CLI train --data $DATA/c10-$d --preset quick --backend webgpu --seed 0 \
+      --results "$OUT/quick-$d.json" --checkpoint /tmp/ckpt-q-$d 2>&1 | grep -v Warning | tail -4 |
+      tee -a "$OUT/run.log"
+  done
+  log "done"
+  exit 0
+fi
+
 log "bench: $MODEL training step, three kernel choices"
 timeout 200 $NODE $APP/dist/bench/gpu.js --only train-$MODEL --kernels batched,splitk,stock --steps $STEPS \
   >> "$OUT/bench.jsonl" 2>> "$OUT/bench.log"

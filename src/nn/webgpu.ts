@@ -73,7 +73,9 @@ async function requestAdapter(
   api: 'vulkan' | 'opengl',
 ): Promise<{ adapter: GPUAdapter; gpu: GPU } | null> {
   const { create } = await loadDawn();
-  const gpu = create(api === 'opengl' ? ['backend=opengl'] : []);
+  // ONEPIXEL_DAWN_TOGGLES: extra Dawn options, space-separated (bench/gpu.ts --profile uses it).
+  const extra = process.env.ONEPIXEL_DAWN_TOGGLES?.split(' ').filter((t) => t) ?? [];
+  const gpu = create([...(api === 'opengl' ? ['backend=opengl'] : []), ...extra]);
   const adapter = await gpu.requestAdapter(
     api === 'opengl'
       ? ({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)
