@@ -12,6 +12,7 @@
 // .gpu/c10.tar.xz   (not with --app-only) a clean CIFAR-10 subset from ../shared/data: the first N records of each
 //                   training batch file (default 2000: 10,000 images) and the 1,000 exact test
 //                   records (test_batch_exact_first1000.bin as test_batch.bin)
+import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import {
   cpSync,
@@ -25,6 +26,7 @@ import {
   closeSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { streamOf, type Dataset } from '../src/data/dataset.js';
+import { imageSize, streamOf, type Dataset } from '../src/data/dataset.js';
 import type { SplitToWrite } from '../src/data/write.js';
 import { initEngine } from '../src/nn/engine.js';
 
@@ -209,4 +209,10 @@ export async function webgpuSkipReason(): Promise<string | false> {
     if (process.env.CI) throw e;
     return `no WebGPU adapter here: ${(e as Error).message}`;
   }
+}
+
+/** The first `n` images of a dataset (copies). */
+export function headOf(ds: Dataset, n: number): Dataset {
+  const s = imageSize(ds);
+  return { ...ds, images: ds.images.slice(0, n * s), labels: ds.labels.slice(0, n) };
 }

@@ -9,7 +9,6 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { readCifar10 } from '../src/data/cifar.js';
 import type { Dataset } from '../src/data/dataset.js';
-import { imageSize } from '../src/data/dataset.js';
 import { initEngine } from '../src/nn/engine.js';
 import { searchDataset } from '../src/shortcut/search.js';
 import { applyShortcut } from '../src/shortcut/apply.js';
@@ -18,12 +17,9 @@ import { configFrom, parseStrategy } from '../src/cli/train.js';
 import { openAuditData } from '../src/audit/matrix.js';
 import { writeNpy } from '../src/data/npy.js';
 import { streamOf } from '../src/data/dataset.js';
-import { CIFAR_DIR } from './helpers.js';
+import { CIFAR_DIR, headOf } from './helpers.js';
 
-function head(ds: Dataset, n: number): Dataset {
-  const s = imageSize(ds);
-  return { ...ds, images: ds.images.slice(0, n * s), labels: ds.labels.slice(0, n) };
-}
+const head = headOf;
 
 const base: TrainConfig = {
   model: 'lenet5',

@@ -11,17 +11,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { readCifar10 } from '../src/data/cifar.js';
-import { type Dataset, imageSize } from '../src/data/dataset.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { initEngine } from '../src/nn/engine.js';
 import { type TrainConfig, train } from '../src/train/loop.js';
-import { CIFAR_DIR, webgpuSkipReason } from './helpers.js';
+import { CIFAR_DIR, headOf, webgpuSkipReason } from './helpers.js';
 
 const skip = await webgpuSkipReason();
 
-function head(ds: Dataset, n: number): Dataset {
-  const s = imageSize(ds);
-  return { ...ds, images: ds.images.slice(0, n * s), labels: ds.labels.slice(0, n) };
-}
+const head = headOf;
 
 const cfg: TrainConfig = {
   model: 'lenet5',

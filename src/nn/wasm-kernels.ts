@@ -19,6 +19,7 @@
  * Kernels missing on wasm that are rarer in CNN training (depthwise backprop, the gradient of
  * `gather`, einsum) fall back to the pure-JS cpu backend's implementation, copying data across.
  */
+import { callKernel, release } from './kernel-call.js';
 import {
   backend_util,
   Conv2DBackpropFilter,
@@ -62,23 +63,13 @@ export const CPU_FALLBACK_KERNELS: readonly string[] = [
 type Pair = [number, number];
 type Shape4 = [number, number, number, number];
 
-/** Runs one kernel the wasm backend has registered, straight through its kernel function. */
 function run(
   backend: BackendWasm,
   kernelName: string,
   inputs: NamedTensorInfoMap,
   attrs: NamedAttrMap = {},
 ): TensorInfo {
-  const kernel = getKernel(kernelName, WASM);
-  if (kernel === undefined) throw new Error(`wasm backend has no '${kernelName}' kernel`);
-  const out = kernel.kernelFunc({ inputs, backend, attrs });
-  if (Array.isArray(out)) throw new Error(`wasm kernel '${kernelName}' returned several outputs`);
-  return out;
-}
-
-/** Frees intermediate results (reference counted: a reshape shares its input's data). */
-function release(backend: BackendWasm, ...infos: TensorInfo[]): void {
-  for (const info of infos) backend.disposeData(info.dataId);
+  return callKernel(WASM, backend, kernelName, inputs, attrs);
 }
 
 function transpose(backend: BackendWasm, x: TensorInfo, perm: number[]): TensorInfo {

@@ -15,6 +15,7 @@
  *
  * `ONEPIXEL_WEBGPU_KERNELS=stock` keeps tfjs' own kernels (for benchmarks).
  */
+import { callKernel, release } from './kernel-call.js';
 import {
   backend_util,
   BatchMatMul,
@@ -52,23 +53,13 @@ function imagesPerChunk(n: number, rowsPerImage: number): number {
   return n;
 }
 
-/** Runs one kernel the webgpu backend has registered, straight through its kernel function. */
 function run(
   backend: KernelBackend,
   kernelName: string,
   inputs: NamedTensorInfoMap,
   attrs: NamedAttrMap = {},
 ): TensorInfo {
-  const kernel = getKernel(kernelName, WEBGPU);
-  if (kernel === undefined) throw new Error(`webgpu backend has no '${kernelName}' kernel`);
-  const out = kernel.kernelFunc({ inputs, backend, attrs });
-  if (Array.isArray(out)) throw new Error(`webgpu kernel '${kernelName}' returned several outputs`);
-  return out;
-}
-
-/** Frees intermediate results (reference counted: a reshape shares its input's data). */
-function release(backend: KernelBackend, ...infos: TensorInfo[]): void {
-  for (const t of infos) backend.disposeData(t.dataId);
+  return callKernel(WEBGPU, backend, kernelName, inputs, attrs);
 }
 
 /** The filter gradient as matrix products per filter tap (see the file's comment). */
