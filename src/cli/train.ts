@@ -10,6 +10,12 @@ import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { MODELS, type ModelName } from '../nn/models/index.js';
 import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
 import { STRATEGIES, type Strategy } from '../train/augment.js';
+import {
+  applyCountermeasure,
+  COUNTERMEASURES,
+  countermeasureName,
+  parseCountermeasure,
+} from '../train/countermeasures.js';
 import { openTrainingData } from '../train/data.js';
 import { type EpochRecord, type TrainConfig, train } from '../train/loop.js';
 import { PAPER_ATTACK, PRESET_CONFIG, PRESETS, type PresetName } from '../train/presets.js';
@@ -77,6 +83,7 @@ interface Flags {
   attackSteps: number;
   widen?: number;
   workers?: number;
+  countermeasure?: string;
   results?: string;
   log?: string;
   checkpoint?: string;
@@ -108,6 +115,9 @@ export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
     gamma: base.gamma ?? 0.1,
     seed: f.seed,
     ...(f.widen ? { widen: f.widen } : {}),
+    ...(f.countermeasure && parseCountermeasure(f.countermeasure).kind !== 'none'
+      ? { countermeasure: countermeasureName(parseCountermeasure(f.countermeasure)) }
+      : {}),
     // Both cores by default on wasm; adversarial training attacks in one thread.
     workers: f.workers ?? (strategy.adversarial || engine !== 'wasm' ? 1 : availableParallelism()),
   };
@@ -164,6 +174,10 @@ export function trainCommand(): Command {
       'threads sharing each batch, one wasm engine each (default: cores; 1 for adversarial training)',
       positiveInt('--workers'),
     )
+    .option(
+      '--countermeasure <name>',
+      `transform the training images first, as a trainer breaking protection would: ${COUNTERMEASURES.join(', ')}`,
+    )
     .option('--results <file>', 'results JSON (default: results.json in the working folder)')
     .option('--log <file>', 'per-epoch CSV log (default: the results file with .csv)')
     .option('--checkpoint <dir>', 'checkpoint folder (default: the results file with .ckpt)')
@@ -183,6 +197,19 @@ export function trainCommand(): Command {
           );
       } else if (f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
       const data = await openTrainingData(f.data, f.dataset);
+      if (config.countermeasure) {
+        const bar = progressBar(
+          `countermeasure ${config.countermeasure}`,
+          data.train.labels.length,
+          'img',
+        );
+        data.train = await applyCountermeasure(
+          data.train,
+          parseCountermeasure(config.countermeasure),
+          (done) => bar?.update(done),
+        );
+        bar?.stop();
+      }
       await mkdir(dirname(results), { recursive: true });
       let stop = false;
       const onSignal = () => {

@@ -40,6 +40,8 @@ export interface TrainConfig {
   seed: number;
   /** WRN widening factor. */
   widen?: number;
+  /** A countermeasure applied to the training images before training (src/train/countermeasures.ts). */
+  countermeasure?: string;
   /**
    * Worker threads that share each batch (data parallel, one wasm engine each, gradients
    * averaged); 1 or absent trains in this thread. Adversarial training runs in this thread.
