@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process, console */
 // Builds the optional native (oneDNN) backend: native/ → native/build/Release/onepixel_native.node.
 // Run by `npm ci` / `npm install` (the package's install script). It never fails the install:
 // when oneDNN's headers, a C++ compiler, make or python3 (node-gyp's) are missing, or the build

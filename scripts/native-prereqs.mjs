@@ -1,3 +1,4 @@
+/* global process */
 // What the native backend needs to build, checked without running anything heavy; shared by
 // scripts/build-native.mjs and `onepixel doctor`.
 import { existsSync } from 'node:fs';

@@ -5,8 +5,10 @@
  *   `@tensorflow/tfjs-backend-wasm/dist/` folder (never a CDN), with the training kernels it lacks
  *   registered by ./wasm-kernels.ts.
  * - `cpu`: tfjs' pure-JS backend — very slow; a reference for tests.
- * - `auto`: `native` when present (not in this build), else `wasm`.
- * - `webgpu`, `native`: names reserved for engines this build does not ship.
+ * - `native`: tfjs' cpu backend with its heavy kernels in onepixel's oneDNN addon (./native/),
+ *   built by `npm ci` when libdnnl-dev and a C++ compiler are installed.
+ * - `auto`: `native` when its addon loads, else `wasm`.
+ * - `webgpu`: a name reserved for an engine this build does not ship.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -15,14 +17,18 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { loadNative, nativeLoadError, startNative } from './native/index.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 
 /** Every backend name `initEngine` knows, in the order help texts list them. */
 export const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu', 'native'];
 
-/** The names this build can actually run. */
-export const AVAILABLE_BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu'];
+/** The names this build can run (`native` only where its addon is built). */
+export const AVAILABLE_BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'native'];
+
+/** The command that installs what the native backend needs and builds it (in the repository). */
+export const NATIVE_FIX = 'apt-get install -y libdnnl-dev g++ make python3 && npm run build:native';
 
 const require = createRequire(import.meta.url);
 
@@ -32,9 +38,15 @@ export function wasmDir(): string {
   return path.join(path.dirname(pkg), 'dist') + path.sep;
 }
 
-/** Whether the native (oneDNN) addon is present. It is not part of this build yet. */
+/** Whether the native (oneDNN) addon is built and loads (loaded lazily, once). */
 export function nativeAvailable(): boolean {
-  return false;
+  return loadNative() !== null;
+}
+
+async function useNative(): Promise<string> {
+  if (!(await startNative()))
+    fail(`backend 'native' is not available: ${nativeLoadError()}; to build it: ${NATIVE_FIX}`);
+  return tf.getBackend();
 }
 
 let wasmPathsSet = false;
@@ -66,18 +78,19 @@ function listed(names: readonly string[]): string {
 
 /**
  * Sets up the tfjs backend `name` and makes it current; returns the backend's real name
- * ('wasm' or 'cpu'). Calling it again (with the same or another name) is fine.
+ * ('native', 'wasm' or 'cpu'). Calling it again (with the same or another name) is fine.
  */
 export async function initEngine(name: BackendName = 'auto'): Promise<string> {
   switch (name) {
     case 'auto':
-      return nativeAvailable() ? fail('the native backend is not wired up yet') : useWasm();
+      return nativeAvailable() ? useNative() : useWasm();
     case 'wasm':
       return useWasm();
     case 'cpu':
       return useCpu();
-    case 'webgpu':
     case 'native':
+      return useNative();
+    case 'webgpu':
       return fail(
         `backend '${name}' is not available in this build of onepixel; ` +
           `available backends: ${listed(AVAILABLE_BACKENDS)}`,
