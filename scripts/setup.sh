@@ -2,7 +2,8 @@
 # Installs what onepixel's tests and quick start need on a fresh Debian machine with Node 20:
 # Debian's Fashion-MNIST (real grayscale test data), numpy (tests check numpy reads our .npy) and
 # PyTorch CPU and PIL (the independent references the model, optimiser, schedule and RandAugment tests compare against;
-# onepixel itself never uses Python), then the npm packages (which build the TypeScript).
+# onepixel itself never uses Python), oneDNN and a C++ toolchain for the native backend (node-gyp
+# needs make and python3), then the npm packages (which build the TypeScript and the native addon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +11,10 @@ need=()
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need+=(python3-pil)
+[ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || need+=(libdnnl-dev)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

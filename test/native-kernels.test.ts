@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/nn/engine.js';
-import { agree, noNative, rand } from './native-helpers.js';
+import { agree, noNative, on, rand, relativeError } from './native-helpers.js';
+import { batchNormTrain } from '../src/nn/native/batchnorm.js';
 
 const skip = noNative();
 const FWD = 1e-5;
@@ -317,4 +318,38 @@ test('native AddN', { skip }, () =>
     () => [tf.addN([rand([3, 40000], 31), rand([3, 40000], 32), rand([3, 40000], 33)])],
     ELT,
   ),
+);
+
+test(
+  'native training batch norm (batch statistics) and its one-call gradient match tfjs moments + batchNorm on cpu',
+  { skip },
+  async () => {
+    const shape = [4, 6, 6, 16];
+    const inputs = () => [
+      tf.add(tf.mul(rand(shape, 40), 3), 1.5),
+      tf.add(rand([16], 41), 1),
+      rand([16], 42),
+    ];
+    const reference = () => {
+      const f = (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+        const { mean, variance } = tf.moments(x, [0, 1, 2]);
+        return tf.batchNorm(x, mean, variance, o, s, 1e-5);
+      };
+      const [x, s, o] = inputs();
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      return [...withGrads(f, [x, s, o]), mean, variance];
+    };
+    const native = () => {
+      const f = (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => batchNormTrain(x, s, o, 1e-5)[0];
+      const [x, s, o] = inputs();
+      const [, mean, variance] = batchNormTrain(x, s, o, 1e-5);
+      return [...withGrads(f, [x, s, o]), mean, variance];
+    };
+    const expected = await on('cpu', reference);
+    const actual = await on('native', native);
+    for (let i = 0; i < expected.length; i++) {
+      const err = relativeError(actual[i], expected[i]);
+      assert.ok(err <= GRAD, `output ${i}: relative error ${err.toExponential(2)} > ${GRAD}`);
+    }
+  },
 );

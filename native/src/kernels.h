@@ -1,5 +1,6 @@
 // Every kernel the addon exports; addon.cc binds them to JavaScript.
 #pragma once
+#include <algorithm>
 #include <cstring>
 
 #include "common.h"

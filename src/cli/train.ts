@@ -1,12 +1,11 @@
 /** `onepixel train`: train a model on a (protected) dataset, report clean-test accuracy. */
 import { mkdir, rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
 import { exists } from '../output.js';
-import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
+import { BACKENDS, type BackendName, defaultWorkers, initEngine } from '../nn/engine.js';
 import { MODELS, type ModelName } from '../nn/models/index.js';
 import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
 import { STRATEGIES, type Strategy } from '../train/augment.js';
@@ -105,8 +104,8 @@ export function configFrom(f: Flags): TrainConfig {
     gamma: base.gamma ?? 0.1,
     seed: f.seed,
     ...(f.widen ? { widen: f.widen } : {}),
-    // Both cores by default; adversarial training attacks in one thread.
-    workers: f.workers ?? (strategy.adversarial ? 1 : availableParallelism()),
+    // wasm: both cores by default; native already uses them; adversarial training: one thread.
+    workers: f.workers ?? defaultWorkers(f.backend, strategy.adversarial),
   };
 }
 
@@ -158,7 +157,7 @@ export function trainCommand(): Command {
     .option('--widen <k>', 'WRN widening factor', positiveInt('--widen'))
     .option(
       '--workers <n>',
-      'threads sharing each batch, one wasm engine each (default: cores; 1 for adversarial training)',
+      'threads sharing each batch, one wasm engine each (default: cores on wasm; 1 on native and for adversarial training)',
       positiveInt('--workers'),
     )
     .option('--results <file>', 'results JSON (default: results.json in the working folder)')

@@ -11,6 +11,7 @@
  * - `webgpu`: a name reserved for an engine this build does not ship.
  */
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -18,6 +19,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { loadNative, nativeLoadError, startNative } from './native/index.js';
+import { nativeMissing } from './native/addon.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 
@@ -44,9 +46,24 @@ export function nativeAvailable(): boolean {
 }
 
 async function useNative(): Promise<string> {
-  if (!(await startNative()))
-    fail(`backend 'native' is not available: ${nativeLoadError()}; to build it: ${NATIVE_FIX}`);
+  if (!(await startNative())) {
+    const missing = await nativeMissing();
+    const lacks = missing.length ? `; missing: ${missing.join(', ')}` : '';
+    fail(
+      `backend 'native' is not available: ${nativeLoadError()}${lacks}; to build it: ${NATIVE_FIX}`,
+    );
+  }
   return tf.getBackend();
+}
+
+/**
+ * Worker threads a training run uses by default on backend `name`: one where the backend already
+ * uses every core (native: oneDNN's threads) or the attack runs in one thread (adversarial
+ * training), else one wasm engine per core.
+ */
+export function defaultWorkers(name: BackendName, adversarial: boolean): number {
+  if (adversarial || name === 'native' || (name === 'auto' && nativeAvailable())) return 1;
+  return name === 'wasm' || name === 'auto' ? os.availableParallelism() : 1;
 }
 
 let wasmPathsSet = false;

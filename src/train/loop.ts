@@ -202,7 +202,8 @@ export async function train(
   const applyGrads = (grads: tf.NamedTensorMap, lr: number) =>
     sgd.step(Object.fromEntries(Object.entries(grads).map(([k, g]) => [own.get(k) ?? k, g])), lr);
   const workers = config.workers ?? 1;
-  const micro = MICRO_BATCH[config.model];
+  // The native backend has no 4 GB heap: it runs whole batches.
+  const micro = tf.getBackend() === 'native' ? undefined : MICRO_BATCH[config.model];
   const split = micro !== undefined && micro < config.batchSize;
   if (config.adversarial && workers > 1)
     fail('adversarial training runs its attack in one thread: use 1 worker (--workers 1)');

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The addon's functions (native/src/addon.cc). Arrays are used in place, never copied. */
 export interface NativeAddon {
@@ -100,13 +100,10 @@ export interface NativeAddon {
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The package root: this file is dist/src/nn/native/addon.js there. */
 export const PACKAGE_ROOT = path.resolve(here, '..', '..', '..', '..');
-export const ADDON_PATH = path.join(
-  PACKAGE_ROOT,
-  'native',
-  'build',
-  'Release',
-  'onepixel_native.node',
-);
+/** The addon (ONEPIXEL_NATIVE_ADDON overrides the path: tests use it to simulate a missing one). */
+export const ADDON_PATH =
+  process.env.ONEPIXEL_NATIVE_ADDON ??
+  path.join(PACKAGE_ROOT, 'native', 'build', 'Release', 'onepixel_native.node');
 
 let loaded: NativeAddon | null | undefined;
 let loadError = '';
@@ -137,4 +134,22 @@ export function loadNative(): NativeAddon | null {
 export function nativeLoadError(): string {
   loadNative();
   return loadError;
+}
+
+const LIBDNNL = [
+  '/usr/lib/x86_64-linux-gnu/libdnnl.so.2',
+  '/usr/lib/aarch64-linux-gnu/libdnnl.so.2',
+];
+
+/**
+ * What the addon's build or load lacks on this machine (Debian package names with what each
+ * provides), from scripts/native-prereqs.mjs, the install script's own check.
+ */
+export async function nativeMissing(): Promise<string[]> {
+  const prereqs = (await import(
+    pathToFileURL(path.join(PACKAGE_ROOT, 'scripts', 'native-prereqs.mjs')).href
+  )) as { missingForNative(): string[] };
+  const missing = prereqs.missingForNative();
+  if (!LIBDNNL.some((f) => existsSync(f))) missing.push('libdnnl2 (the oneDNN library)');
+  return missing;
 }
