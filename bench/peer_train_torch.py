@@ -27,6 +27,7 @@ Input: uniform random images in [0, 1] (NCHW), random labels. Prints one JSON ob
 import argparse
 import json
 import platform
+import resource
 import sys
 import time
 
@@ -217,6 +218,7 @@ def main():
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "mkldnn": torch.backends.mkldnn.is_available(),
+                "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
     )

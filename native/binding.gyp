@@ -10,6 +10,7 @@
         "src/pool.cc",
         "src/batchnorm.cc",
         "src/eltwise.cc",
+        "src/layout.cc",
         "src/reduce.cc",
         "src/sgd.cc"
       ],

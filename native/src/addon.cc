@@ -131,6 +131,26 @@ Value Sgd(const CallbackInfo& i) {
   });
 }
 
+Value Pad(const CallbackInfo& i) {  // (x, xShape, y, pads[before..., after...], value)
+  return guarded(i, [&] {
+    pad(f32ptr(i[0]), i32ptr(i[1]), f32ptr(i[2]), i32ptr(i[3]), static_cast<int>(length(i[1])),
+        static_cast<float>(num(i[4])));
+  });
+}
+
+Value Slice(const CallbackInfo& i) {  // (x, xShape, y, begin, size)
+  return guarded(i, [&] {
+    slice(f32ptr(i[0]), i32ptr(i[1]), f32ptr(i[2]), i32ptr(i[3]), i32ptr(i[4]),
+          static_cast<int>(length(i[1])));
+  });
+}
+
+Value ReluGrad(const CallbackInfo& i) {  // (dy, x, dx)
+  return guarded(i, [&] {
+    reluGrad(f32ptr(i[0]), f32ptr(i[1]), f32ptr(i[2]), static_cast<int64_t>(length(i[0])));
+  });
+}
+
 Value Threads(const CallbackInfo& i) {  // ([n]) -> threads in use
   if (i.Length() > 0 && i[0].IsNumber()) setThreads(static_cast<int>(num(i[0])));
   return Napi::Number::New(i.Env(), threads());
@@ -170,6 +190,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("addN", AddN);
   fn("reduce", ReduceOp);
   fn("sgd", Sgd);
+  fn("pad", Pad);
+  fn("slice", Slice);
+  fn("reluGrad", ReluGrad);
   fn("threads", Threads);
   fn("info", Info);
   return exports;

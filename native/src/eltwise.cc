@@ -200,6 +200,11 @@ void addN(const std::vector<const float*>& xs, float* y, int64_t n) {
   }
 }
 
+void reluGrad(const float* dy, const float* x, float* dx, int64_t n) {
+#pragma omp parallel for simd if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : (std::isnan(x[i]) ? x[i] : 0.f) * dy[i];
+}
+
 int threads() { return omp_get_max_threads(); }
 void setThreads(int n) { omp_set_num_threads(n); }
 

@@ -36,6 +36,13 @@ void unary(int op, const float* x, float* y, int64_t n, float alpha);
 void softmax(const float* x, float* y, int64_t rows, int64_t cols, bool log);
 void addN(const std::vector<const float*>& xs, float* y, int64_t n);
 
+// layout.cc (rank ≤ 16; `before` holds the pads before each axis, then those after)
+void pad(const float* x, const int32_t* xShape, float* y, const int32_t* before, int rank,
+         float value);
+void slice(const float* x, const int32_t* xShape, float* y, const int32_t* begin,
+           const int32_t* size, int rank);
+void reluGrad(const float* dy, const float* x, float* dx, int64_t n);
+
 // reduce.cc: x seen as outer × mid × inner, mid reduced.
 enum Reduce { kSum, kMean, kMaxR };
 void reduce(int op, const float* x, float* y, int64_t outer, int64_t mid, int64_t inner);

@@ -86,6 +86,15 @@ export interface NativeAddon {
     nesterov: boolean,
     first: boolean,
   ): void;
+  pad(x: Float32Array, xShape: Int32Array, y: Float32Array, pads: Int32Array, value: number): void;
+  slice(
+    x: Float32Array,
+    xShape: Int32Array,
+    y: Float32Array,
+    begin: Int32Array,
+    size: Int32Array,
+  ): void;
+  reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   /** Sets the thread count when given; returns the count in use. */
   threads(n?: number): number;
   info(): {

@@ -7,22 +7,22 @@ import { NATIVE, registerNativeBackend, type KernelTime, type NativeBackend } fr
 import { BATCHNORM_KERNELS, useFusedBatchNorm } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
+import { LAYOUT_KERNELS, useNativeReluGrad } from './kernels-layout.js';
 
 export { loadNative, nativeLoadError, NATIVE };
 
+const KERNELS = [...CONV_KERNELS, ...ELTWISE_KERNELS, ...LAYOUT_KERNELS, ...BATCHNORM_KERNELS];
+
 /** Kernels the native backend runs in the addon (every other one is the cpu backend's). */
-export const NATIVE_KERNELS: readonly string[] = [
-  ...CONV_KERNELS,
-  ...ELTWISE_KERNELS,
-  ...BATCHNORM_KERNELS,
-].map((k) => k.kernelName);
+export const NATIVE_KERNELS: readonly string[] = KERNELS.map((k) => k.kernelName);
 
 /** Registers the backend if the addon loads; returns the addon or null. */
 export function registerNative(): NativeAddon | null {
   const addon = loadNative();
   if (addon === null) return null;
-  registerNativeBackend(addon, [...CONV_KERNELS, ...ELTWISE_KERNELS, ...BATCHNORM_KERNELS]);
+  registerNativeBackend(addon, KERNELS);
   useFusedBatchNorm();
+  useNativeReluGrad();
   return addon;
 }
 
