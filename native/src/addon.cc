@@ -65,21 +65,22 @@ Value PoolGrad(const CallbackInfo& i) {  // (dy, x, dx, p)
   return guarded(i, [&] { poolGrad(f32ptr(i[0]), f32ptr(i[1]), f32ptr(i[2]), i32ptr(i[3])); });
 }
 
-// (x, scale, shift, mean, var, y, rows, c, eps, training)
+// (x, scale, shift, mean, var, y, rows, c, eps, training, relu)
 Value BatchNorm(const CallbackInfo& i) {
   return guarded(i, [&] {
     batchNorm(f32ptr(i[0]), f32ptr(i[1]), f32ptr(i[2]), f32ptr(i[3]), f32ptr(i[4]), f32ptr(i[5]),
               static_cast<int64_t>(num(i[6])), static_cast<int64_t>(num(i[7])),
-              static_cast<float>(num(i[8])), flag(i[9]));
+              static_cast<float>(num(i[8])), flag(i[9]), flag(i[10]));
   });
 }
 
-// (x, dy, scale, mean, var, dx, dscale, dshift, rows, c, eps)
+// (x, dy, y|null, scale, mean, var, dx, dscale, dshift, rows, c, eps)
 Value BatchNormGrad(const CallbackInfo& i) {
   return guarded(i, [&] {
     batchNormGrad(f32ptr(i[0]), f32ptr(i[1]), f32ptr(i[2]), f32ptr(i[3]), f32ptr(i[4]),
-                  f32ptr(i[5]), f32ptr(i[6]), f32ptr(i[7]), static_cast<int64_t>(num(i[8])),
-                  static_cast<int64_t>(num(i[9])), static_cast<float>(num(i[10])));
+                  f32ptr(i[5]), f32ptr(i[6]), f32ptr(i[7]), f32ptr(i[8]),
+                  static_cast<int64_t>(num(i[9])), static_cast<int64_t>(num(i[10])),
+                  static_cast<float>(num(i[11])));
   });
 }
 

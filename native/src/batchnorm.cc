@@ -33,22 +33,26 @@ void channelSums(int64_t rows, int64_t c, std::vector<double>& out, F f) {
     for (int64_t k = 0; k < c; k++) out[k] += part[static_cast<size_t>(t) * c + k];
 }
 
-// y = (x − m)·a + b per channel.
+// y = (x − m)·a + b per channel (then ReLU when `relu`).
 void affine(const float* x, const float* m, const float* a, const float* b, float* y, int64_t rows,
-            int64_t c) {
+            int64_t c, bool relu) {
 #pragma omp parallel for if (rows * c >= (1 << 15))
   for (int64_t r = 0; r < rows; r++) {
     const float* in = x + r * c;
     float* o = y + r * c;
 #pragma omp simd
     for (int64_t k = 0; k < c; k++) o[k] = (in[k] - m[k]) * a[k] + b[k];
+    if (relu) {
+#pragma omp simd
+      for (int64_t k = 0; k < c; k++) o[k] = o[k] > 0.f ? o[k] : 0.f;
+    }
   }
 }
 
 }  // namespace
 
 void batchNorm(float* x, float* scale, float* shift, float* mean, float* var, float* y,
-               int64_t rows, int64_t c, float eps, bool training) {
+               int64_t rows, int64_t c, float eps, bool training, bool relu) {
   if (training) {
     std::vector<double> s;
     channelSums(rows, c, s, [&](int64_t r, float* out) {
@@ -69,11 +73,18 @@ void batchNorm(float* x, float* scale, float* shift, float* mean, float* var, fl
     a[k] = scale[k] / std::sqrt(var[k] + eps);
     b[k] = shift[k];
   }
-  affine(x, mean, a.data(), b.data(), y, rows, c);
+  affine(x, mean, a.data(), b.data(), y, rows, c, relu);
 }
 
-void batchNormGrad(float* x, float* dy, float* scale, float* mean, float* var, float* dx,
-                   float* dscale, float* dshift, int64_t rows, int64_t c, float eps) {
+void batchNormGrad(float* x, float* dyIn, const float* y, float* scale, float* mean, float* var,
+                   float* dx, float* dscale, float* dshift, int64_t rows, int64_t c, float eps) {
+  // With a fused ReLU (y given), the gradient reaching the normalisation is dy where y > 0.
+  float* dy = dyIn;
+  if (y != nullptr) {
+    dy = dx;  // dx is overwritten last: it holds the masked gradient until then
+#pragma omp parallel for simd if (rows * c >= (1 << 15))
+    for (int64_t i = 0; i < rows * c; i++) dy[i] = y[i] > 0.f ? dyIn[i] : 0.f;
+  }
   std::vector<float> rstd(c);
   for (int64_t k = 0; k < c; k++) rstd[k] = 1.f / std::sqrt(var[k] + eps);
   std::vector<double> sdy, sdyx;

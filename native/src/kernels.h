@@ -22,9 +22,10 @@ void poolGrad(float* dy, float* x, float* dx, const int32_t* p);
 
 // batchnorm.cc
 void batchNorm(float* x, float* scale, float* shift, float* mean, float* var, float* y,
-               int64_t rows, int64_t c, float eps, bool training);
-void batchNormGrad(float* x, float* dy, float* scale, float* mean, float* var, float* dx,
-                   float* dscale, float* dshift, int64_t rows, int64_t c, float eps);
+               int64_t rows, int64_t c, float eps, bool training, bool relu);
+// y: the forward output when the forward pass fused a ReLU (else nullptr).
+void batchNormGrad(float* x, float* dy, const float* y, float* scale, float* mean, float* var,
+                   float* dx, float* dscale, float* dshift, int64_t rows, int64_t c, float eps);
 
 // eltwise.cc
 enum Binary { kAdd, kSub, kMul, kDiv, kMax, kMin, kSqDiff };

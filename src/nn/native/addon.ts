@@ -41,10 +41,12 @@ export interface NativeAddon {
     channels: number,
     epsilon: number,
     training: boolean,
+    relu: boolean,
   ): void;
   batchNormGrad(
     x: Float32Array,
     dy: Float32Array,
+    y: Float32Array | null,
     scale: Float32Array,
     mean: Float32Array,
     variance: Float32Array,

@@ -65,14 +65,19 @@ const inference: KernelFunc = (args) => {
     c,
     eps,
     false,
+    false,
   );
   return out.info;
 };
 
-/** Inputs x, scale, offset; attrs epsilon. Outputs y, batch mean, batch (biased) variance. */
+/**
+ * Inputs x, scale, offset; attrs epsilon, relu (a ReLU fused after). Outputs y, batch mean, batch
+ * (biased) variance.
+ */
 const train: KernelFunc = (args) => {
   const { x, scale, offset } = args.inputs as Ins;
-  const eps = ((args.attrs ?? {}) as Attrs).epsilon as number;
+  const attrs = (args.attrs ?? {}) as Attrs;
+  const eps = attrs.epsilon as number;
   const b = args.backend as NativeBackend;
   const c = channelsOf(x);
   const y = b.output(x.shape);
@@ -89,13 +94,17 @@ const train: KernelFunc = (args) => {
     c,
     eps,
     true,
+    attrs.relu === true,
   );
   return [y.info, mean.info, variance.info];
 };
 
-/** Inputs x, dy, scale, mean, variance; attrs epsilon. Outputs dx, dscale, doffset. */
+/**
+ * Inputs x, dy, scale, mean, variance, and y when a ReLU was fused; attrs epsilon. Outputs dx,
+ * dscale, doffset.
+ */
 const grad: KernelFunc = (args) => {
-  const { x, dy, scale, mean, variance } = args.inputs as Ins;
+  const { x, dy, y, scale, mean, variance } = args.inputs as Ins;
   const eps = ((args.attrs ?? {}) as Attrs).epsilon as number;
   const b = args.backend as NativeBackend;
   const c = channelsOf(x);
@@ -105,6 +114,7 @@ const grad: KernelFunc = (args) => {
   b.addon.batchNormGrad(
     b.f32(x),
     b.f32(dy),
+    y === undefined ? null : b.f32(y),
     b.f32(scale),
     b.f32(mean),
     b.f32(variance),
@@ -132,34 +142,57 @@ function registerTrainGradient(): void {
   registerGradient({
     kernelName: BN_TRAIN,
     inputsToSave: ['x', 'scale'],
-    outputsToSave: [false, true, true],
+    outputsToSave: [true, true, true],
     gradFunc: (dys, saved, attrs) => {
-      const [x, scale, mean, variance] = saved;
+      const [x, scale, y, mean, variance] = saved;
       const dy = Array.isArray(dys) ? dys[0] : dys;
-      const outs = tf
-        .engine()
-        .runKernel(BN_GRAD, { x, dy, scale, mean, variance }, attrs) as tf.Tensor[];
+      const inputs: tf.NamedTensorMap = { x, dy, scale, mean, variance };
+      if (attrs?.relu === true) inputs.y = y;
+      const outs = tf.engine().runKernel(BN_GRAD, inputs, attrs) as tf.Tensor[];
       return { x: () => outs[0], scale: () => outs[1], offset: () => outs[2] };
     },
   });
 }
 
-/** Batch norm over the last axis with batch statistics: [y, mean, biased variance]. */
+/**
+ * Batch norm over the last axis with batch statistics, optionally followed by a ReLU:
+ * [y, mean, biased variance].
+ */
 export function batchNormTrain(
   x: tf.Tensor,
   scale: tf.Tensor,
   offset: tf.Tensor,
   epsilon: number,
+  relu = false,
 ): [tf.Tensor, tf.Tensor, tf.Tensor] {
   registerTrainGradient();
-  return tf.engine().runKernel(BN_TRAIN, { x, scale, offset }, { epsilon }) as unknown as [
+  return tf.engine().runKernel(BN_TRAIN, { x, scale, offset }, { epsilon, relu }) as unknown as [
     tf.Tensor,
     tf.Tensor,
     tf.Tensor,
   ];
 }
 
-interface BatchNormLayer {
+interface LayerLike {
+  getClassName(): string;
+  maxValue?: number | null;
+  outboundNodes?: { outboundLayer?: LayerLike }[];
+  call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
+}
+
+/** Outputs of batch norms with the ReLU already applied (the ReLU layer then passes them on). */
+const reluApplied = new WeakSet<tf.Tensor>();
+
+/** Whether every layer that consumes `layer`'s output is a plain ReLU. */
+function onlyReluAfter(layer: LayerLike): boolean {
+  const next = (layer.outboundNodes ?? []).map((n) => n.outboundLayer);
+  return (
+    next.length > 0 &&
+    next.every((l) => l !== undefined && l.getClassName() === 'ReLU' && l.maxValue == null)
+  );
+}
+
+interface BatchNormLayer extends LayerLike {
   axis: number;
   momentum: number;
   epsilon: number;
@@ -169,7 +202,6 @@ interface BatchNormLayer {
   beta: { read(): tf.Tensor };
   movingMean: { read(): tf.Tensor; write(t: tf.Tensor): void };
   movingVariance: { read(): tf.Tensor; write(t: tf.Tensor): void };
-  call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
 }
 
 let patched = false;
@@ -177,7 +209,9 @@ let patched = false;
 /**
  * Makes tfjs-layers' BatchNormalization use {@link batchNormTrain} in training mode on the native
  * backend (idempotent). The moving averages are updated exactly as the layer does:
- * moving ← moving − (moving − batch)·(1 − momentum).
+ * moving ← moving − (moving − batch)·(1 − momentum). When the layer's only consumers are ReLU
+ * layers, the ReLU is fused into the batch norm and the ReLU layer passes the result on (relu is
+ * idempotent): one tensor and one pass fewer each way.
  */
 export function useFusedBatchNorm(): void {
   if (patched) return;
@@ -197,12 +231,14 @@ export function useFusedBatchNorm(): void {
       (Array.isArray(inputs) && inputs.length !== 1)
     )
       return original.call(this, inputs, kwargs);
-    return tf.tidy(() => {
+    const fuse = onlyReluAfter(this);
+    const out = tf.tidy(() => {
       const [y, mean, variance] = batchNormTrain(
         input,
         this.gamma.read(),
         this.beta.read(),
         this.epsilon,
+        fuse,
       );
       const decay = 1 - this.momentum;
       for (const [v, value] of [
@@ -216,5 +252,15 @@ export function useFusedBatchNorm(): void {
       }
       return y;
     });
+    if (fuse) reluApplied.add(out);
+    return out;
+  };
+  const reluProto = Object.getPrototypeOf(tfl.layers.reLU({})) as LayerLike;
+  const reluCall = reluProto.call;
+  reluProto.call = function (this: LayerLike, inputs, kwargs) {
+    const input = Array.isArray(inputs) && inputs.length === 1 ? inputs[0] : inputs;
+    if (!Array.isArray(input) && reluApplied.has(input) && this.maxValue == null)
+      return tf.clone(input);
+    return reluCall.call(this, inputs, kwargs);
   };
 }
