@@ -24,7 +24,7 @@ const int32_t* i32ptr(const Napi::Value& v) { return v.As<Napi::Int32Array>().Da
 size_t length(const Napi::Value& v) { return v.As<Napi::TypedArray>().ElementLength(); }
 
 namespace {
-std::vector<char> scratch;
+std::vector<char> scratch, filters;
 std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache;
 }  // namespace
 
@@ -36,6 +36,16 @@ dnnl::memory scratchpad(const dnnl::memory::desc& md) {
     scratch.resize(bytes + 64);
   }
   return dnnl::memory(md, eng(), scratch.data());
+}
+
+dnnl::memory filterBuffer(const dnnl::memory::desc& md) {
+  size_t bytes = md.get_size();
+  if (filters.size() < bytes) {
+    filters.clear();
+    filters.shrink_to_fit();
+    filters.resize(bytes + 64);
+  }
+  return dnnl::memory(md, eng(), filters.data());
 }
 
 dnnl::primitive_attr attrs(bool relu) {

@@ -27,6 +27,9 @@ size_t length(const Napi::Value& v);
 
 // A scratchpad memory for a primitive descriptor, from one buffer that only grows.
 dnnl::memory scratchpad(const dnnl::memory::desc& md);
+// Memory for a reordered filter (or filter gradient), from a second buffer that only grows: every
+// convolution shares it, since they run one after another.
+dnnl::memory filterBuffer(const dnnl::memory::desc& md);
 // A primitive_attr with a user-managed scratchpad (and optionally a ReLU post-op).
 dnnl::primitive_attr attrs(bool relu = false);
 

@@ -44,7 +44,7 @@ std::vector<int64_t> keyOf(int kind, const int32_t* p, int64_t extra) {
 struct FwdEntry : Entry {
   convolution_forward::primitive_desc pd;
   convolution_forward prim;
-  memory weights;  // the filter in the primitive's layout (empty when it takes HWIO)
+  memory::desc weights;  // the filter layout the primitive takes (when not HWIO)
   dnnl::reorder toPrim;
   memory::desc user;
 };
@@ -52,7 +52,7 @@ struct FwdEntry : Entry {
 struct BwdDataEntry : Entry {
   convolution_backward_data::primitive_desc pd;
   convolution_backward_data prim;
-  memory weights;
+  memory::desc weights;
   dnnl::reorder toPrim;
   memory::desc user;
 };
@@ -60,18 +60,28 @@ struct BwdDataEntry : Entry {
 struct BwdWeightsEntry : Entry {
   convolution_backward_weights::primitive_desc pd;
   convolution_backward_weights prim;
-  memory diffWeights;  // in the primitive's layout, reordered to HWIO after
+  memory::desc diffWeights;  // the primitive's layout, reordered to HWIO after (when not HWIO)
   dnnl::reorder toUser;
   memory::desc user;
 };
 
-// Prepares `entryWeights` and its reorder when the primitive wants another filter layout.
+// Prepares the reorder when the primitive wants another filter layout than HWIO.
 template <class E>
 void prepareWeights(E* e, const memory::desc& want) {
   if (want != e->user) {
-    e->weights = memory(want, eng());
-    e->toPrim = dnnl::reorder(memory(e->user, eng(), nullptr), e->weights);
+    e->weights = want;
+    e->toPrim = dnnl::reorder(memory(e->user, eng(), nullptr), memory(want, eng(), nullptr));
   }
+}
+
+// The filter as the primitive takes it: the user's, or reordered into the shared buffer.
+template <class E>
+memory primFilter(E* e, float* w) {
+  memory user(e->user, eng(), w);
+  if (!e->toPrim) return user;
+  memory m = filterBuffer(e->weights);
+  e->toPrim.execute(strm(), user, m);
+  return m;
 }
 
 }  // namespace
@@ -87,12 +97,7 @@ void conv2d(float* x, float* w, float* bias, float* y, const int32_t* p, bool re
     return n;
   }));
   memory src(e->pd.src_desc(), eng(), x), dst(e->pd.dst_desc(), eng(), y);
-  memory wUser(e->user, eng(), w);
-  memory wPrim = wUser;
-  if (e->weights) {
-    e->toPrim.execute(strm(), wUser, e->weights);
-    wPrim = e->weights;
-  }
+  memory wPrim = primFilter(e, w);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                        {DNNL_ARG_WEIGHTS, wPrim},
                                        {DNNL_ARG_DST, dst},
@@ -116,12 +121,7 @@ void conv2dBackpropInput(float* dy, float* w, float* dx, const int32_t* p) {
     return n;
   }));
   memory diffDst(e->pd.diff_dst_desc(), eng(), dy), diffSrc(e->pd.diff_src_desc(), eng(), dx);
-  memory wUser(e->user, eng(), w);
-  memory wPrim = wUser;
-  if (e->weights) {
-    e->toPrim.execute(strm(), wUser, e->weights);
-    wPrim = e->weights;
-  }
+  memory wPrim = primFilter(e, w);
   e->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, diffDst},
                            {DNNL_ARG_WEIGHTS, wPrim},
                            {DNNL_ARG_DIFF_SRC, diffSrc},
@@ -140,19 +140,20 @@ void conv2dBackpropFilter(float* x, float* dy, float* dw, const int32_t* p) {
     n->prim = convolution_backward_weights(n->pd);
     n->user = g.weiUser();
     if (n->pd.diff_weights_desc() != n->user) {
-      n->diffWeights = memory(n->pd.diff_weights_desc(), eng());
-      n->toUser = dnnl::reorder(n->diffWeights, memory(n->user, eng(), nullptr));
+      n->diffWeights = n->pd.diff_weights_desc();
+      n->toUser = dnnl::reorder(memory(n->diffWeights, eng(), nullptr),
+                                memory(n->user, eng(), nullptr));
     }
     return n;
   }));
   memory src(e->pd.src_desc(), eng(), x), diffDst(e->pd.diff_dst_desc(), eng(), dy);
   memory dwUser(e->user, eng(), dw);
-  memory dwPrim = e->diffWeights ? e->diffWeights : dwUser;
+  memory dwPrim = e->toUser ? filterBuffer(e->diffWeights) : dwUser;
   e->prim.execute(strm(), {{DNNL_ARG_SRC, src},
                            {DNNL_ARG_DIFF_DST, diffDst},
                            {DNNL_ARG_DIFF_WEIGHTS, dwPrim},
                            {DNNL_ARG_SCRATCHPAD, scratchpad(e->pd.scratchpad_desc())}});
-  if (e->diffWeights) e->toUser.execute(strm(), e->diffWeights, dwUser);
+  if (e->toUser) e->toUser.execute(strm(), dwPrim, dwUser);
   strm().wait();
 }
 

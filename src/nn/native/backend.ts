@@ -33,10 +33,15 @@ class BufferPool {
   private readonly free = new Map<number, Float32Array[]>();
   private readonly owned = new WeakSet<ArrayBufferLike>();
   freeBytes = 0;
+  /** Bytes of pooled arrays handed out and not yet given back, and the most there were. */
+  usedBytes = 0;
+  peakUsedBytes = 0;
 
   take(n: number): Float32Array {
     const list = this.free.get(n);
     const a = list?.pop();
+    this.usedBytes += n * 4;
+    this.peakUsedBytes = Math.max(this.peakUsedBytes, this.usedBytes);
     if (a !== undefined) {
       this.freeBytes -= a.byteLength;
       return a;
@@ -52,6 +57,7 @@ class BufferPool {
     if (list === undefined) this.free.set(a.length, (list = []));
     list.push(a);
     this.freeBytes += a.byteLength;
+    this.usedBytes -= a.byteLength;
   }
 
   owns(a: ArrayBufferView): boolean {

@@ -23,6 +23,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { allFloat32, cpuKernel, NATIVE, nativeKernel, type NativeBackend } from './backend.js';
 
 export const BN_TRAIN = 'NativeBatchNormTrain';
+/** The same kernel with a ReLU fused: its gradient needs the output too. */
+export const BN_TRAIN_RELU = 'NativeBatchNormReluTrain';
 export const BN_GRAD = 'NativeBatchNormGrad';
 
 type Attrs = Record<string, unknown>;
@@ -131,6 +133,7 @@ const grad: KernelFunc = (args) => {
 export const BATCHNORM_KERNELS: KernelConfig[] = [
   nativeKernel(FusedBatchNorm, inference),
   nativeKernel(BN_TRAIN, train),
+  nativeKernel(BN_TRAIN_RELU, train),
   nativeKernel(BN_GRAD, grad),
 ];
 
@@ -139,19 +142,21 @@ let gradientRegistered = false;
 function registerTrainGradient(): void {
   if (gradientRegistered) return;
   gradientRegistered = true;
-  registerGradient({
-    kernelName: BN_TRAIN,
-    inputsToSave: ['x', 'scale'],
-    outputsToSave: [true, true, true],
-    gradFunc: (dys, saved, attrs) => {
-      const [x, scale, y, mean, variance] = saved;
-      const dy = Array.isArray(dys) ? dys[0] : dys;
-      const inputs: tf.NamedTensorMap = { x, dy, scale, mean, variance };
-      if (attrs?.relu === true) inputs.y = y;
-      const outs = tf.engine().runKernel(BN_GRAD, inputs, attrs) as tf.Tensor[];
-      return { x: () => outs[0], scale: () => outs[1], offset: () => outs[2] };
-    },
-  });
+  for (const relu of [false, true])
+    registerGradient({
+      kernelName: relu ? BN_TRAIN_RELU : BN_TRAIN,
+      inputsToSave: ['x', 'scale'],
+      outputsToSave: [relu, true, true],
+      gradFunc: (dys, saved, attrs) => {
+        const dy = Array.isArray(dys) ? dys[0] : dys;
+        const [x, scale, ...rest] = saved;
+        const [mean, variance] = relu ? rest.slice(1) : rest;
+        const inputs: tf.NamedTensorMap = { x, dy, scale, mean, variance };
+        if (relu) inputs.y = rest[0];
+        const outs = tf.engine().runKernel(BN_GRAD, inputs, attrs) as tf.Tensor[];
+        return { x: () => outs[0], scale: () => outs[1], offset: () => outs[2] };
+      },
+    });
 }
 
 /**
@@ -166,7 +171,8 @@ export function batchNormTrain(
   relu = false,
 ): [tf.Tensor, tf.Tensor, tf.Tensor] {
   registerTrainGradient();
-  return tf.engine().runKernel(BN_TRAIN, { x, scale, offset }, { epsilon, relu }) as unknown as [
+  const kernel = relu ? BN_TRAIN_RELU : BN_TRAIN;
+  return tf.engine().runKernel(kernel, { x, scale, offset }, { epsilon, relu }) as unknown as [
     tf.Tensor,
     tf.Tensor,
     tf.Tensor,

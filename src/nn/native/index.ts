@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNative, nativeLoadError, type NativeAddon } from './addon.js';
 import { NATIVE, registerNativeBackend, type KernelTime, type NativeBackend } from './backend.js';
+import { useLeanBackprop } from './backprop.js';
 import { BATCHNORM_KERNELS, useFusedBatchNorm } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
@@ -23,6 +24,7 @@ export function registerNative(): NativeAddon | null {
   registerNativeBackend(addon, KERNELS);
   useFusedBatchNorm();
   useNativeReluGrad();
+  useLeanBackprop();
   return addon;
 }
 

@@ -79,7 +79,12 @@ export const LAYOUT_KERNELS: KernelConfig[] = [
 
 let reluGradRegistered = false;
 
-/** On the native backend, ReLU's gradient is one native pass (elsewhere tfjs' own, unchanged). */
+/**
+ * ReLU's gradient from its output instead of its input (relu(x) > 0 exactly where x > 0, NaN where
+ * x is NaN, so tfjs' own gradient function gives the same values when handed the output): the
+ * input of a ReLU need not outlive the forward pass, as with PyTorch's. On the native backend the
+ * gradient is one native pass; elsewhere it is tfjs' own.
+ */
 export function useNativeReluGrad(): void {
   if (reluGradRegistered) return;
   reluGradRegistered = true;
@@ -87,13 +92,14 @@ export function useNativeReluGrad(): void {
   if (original === undefined) return;
   registerGradient({
     ...original,
-    inputsToSave: ['x'],
+    inputsToSave: [],
+    outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const d = dy as tf.Tensor;
-      const [x] = saved;
-      if (tf.getBackend() !== NATIVE || d.dtype !== 'float32' || x.dtype !== 'float32')
+      const [y] = saved;
+      if (tf.getBackend() !== NATIVE || d.dtype !== 'float32' || y.dtype !== 'float32')
         return original.gradFunc(dy, saved, attrs);
-      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: d, x }) as tf.Tensor };
+      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: d, x: y }) as tf.Tensor };
     },
   });
 }
