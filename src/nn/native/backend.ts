@@ -28,40 +28,51 @@ import type { NativeAddon } from './addon.js';
 
 export const NATIVE = 'native';
 
-/** Float32Arrays by length, for reuse. */
+/**
+ * Float32Arrays by length, for reuse. A request takes an array of its exact length if one is free,
+ * else the shortest free one up to 1/8 longer (as a view of the first n elements), else a new one:
+ * sizes that occur once (padded inputs, say) still get reused.
+ */
 class BufferPool {
   private readonly free = new Map<number, Float32Array[]>();
-  private readonly owned = new WeakSet<ArrayBufferLike>();
+  /** Every pooled buffer's whole array. */
+  private readonly whole = new WeakMap<ArrayBufferLike, Float32Array>();
   freeBytes = 0;
   /** Bytes of pooled arrays handed out and not yet given back, and the most there were. */
   usedBytes = 0;
   peakUsedBytes = 0;
 
   take(n: number): Float32Array {
-    const list = this.free.get(n);
-    const a = list?.pop();
-    this.usedBytes += n * 4;
-    this.peakUsedBytes = Math.max(this.peakUsedBytes, this.usedBytes);
-    if (a !== undefined) {
-      this.freeBytes -= a.byteLength;
-      return a;
+    let list = this.free.get(n);
+    if (list === undefined || list.length === 0) {
+      let best = Infinity;
+      for (const [len, l] of this.free)
+        if (l.length > 0 && len > n && len <= n + n / 8 && len < best) {
+          best = len;
+          list = l;
+        }
     }
-    const fresh = new Float32Array(n);
-    this.owned.add(fresh.buffer);
-    return fresh;
+    const a = list?.pop();
+    const whole = a ?? new Float32Array(n);
+    if (a === undefined) this.whole.set(whole.buffer, whole);
+    else this.freeBytes -= whole.byteLength;
+    this.usedBytes += whole.byteLength;
+    this.peakUsedBytes = Math.max(this.peakUsedBytes, this.usedBytes);
+    return whole.length === n ? whole : whole.subarray(0, n);
   }
 
   give(a: Float32Array): void {
-    if (!this.owns(a) || a.length !== a.buffer.byteLength / 4) return;
-    let list = this.free.get(a.length);
-    if (list === undefined) this.free.set(a.length, (list = []));
-    list.push(a);
-    this.freeBytes += a.byteLength;
-    this.usedBytes -= a.byteLength;
+    const whole = this.whole.get(a.buffer);
+    if (whole === undefined) return;
+    let list = this.free.get(whole.length);
+    if (list === undefined) this.free.set(whole.length, (list = []));
+    list.push(whole);
+    this.freeBytes += whole.byteLength;
+    this.usedBytes -= whole.byteLength;
   }
 
   owns(a: ArrayBufferView): boolean {
-    return this.owned.has(a.buffer);
+    return this.whole.has(a.buffer);
   }
 
   /** Drops every free array (the garbage collector takes them). */

@@ -7,6 +7,7 @@ import { NATIVE, registerNativeBackend, type KernelTime, type NativeBackend } fr
 import { useLeanBackprop } from './backprop.js';
 import { BATCHNORM_KERNELS, useFusedBatchNorm } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
+import { useFoldedPadding } from './fold-padding.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
 import { LAYOUT_KERNELS, useNativeReluGrad } from './kernels-layout.js';
 
@@ -25,6 +26,7 @@ export function registerNative(): NativeAddon | null {
   useFusedBatchNorm();
   useNativeReluGrad();
   useLeanBackprop();
+  useFoldedPadding();
   return addon;
 }
 
