@@ -320,36 +320,40 @@ test('native AddN', { skip }, () =>
   ),
 );
 
-test(
-  'native training batch norm (batch statistics) and its one-call gradient match tfjs moments + batchNorm on cpu',
-  { skip },
-  async () => {
-    const shape = [4, 6, 6, 16];
-    const inputs = () => [
-      tf.add(tf.mul(rand(shape, 40), 3), 1.5),
-      tf.add(rand([16], 41), 1),
-      rand([16], 42),
-    ];
-    const reference = () => {
-      const f = (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+for (const shape of [
+  [4, 6, 6, 16],
+  [8, 32, 32, 16], // a first layer's size: wasm's float32 statistics are ~1e-3 off here
+]) {
+  test(
+    `native training batch norm [${shape}] (batch statistics) and its one-call gradient match tfjs moments + batchNorm on cpu`,
+    { skip },
+    async () => {
+      const inputs = () => [
+        tf.add(tf.mul(rand(shape, 40), 3), 1.5),
+        tf.add(rand([16], 41), 1),
+        rand([16], 42),
+      ];
+      const reference = () => {
+        const f = (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+          const { mean, variance } = tf.moments(x, [0, 1, 2]);
+          return tf.batchNorm(x, mean, variance, o, s, 1e-5);
+        };
+        const [x, s, o] = inputs();
         const { mean, variance } = tf.moments(x, [0, 1, 2]);
-        return tf.batchNorm(x, mean, variance, o, s, 1e-5);
+        return [...withGrads(f, [x, s, o]), mean, variance];
       };
-      const [x, s, o] = inputs();
-      const { mean, variance } = tf.moments(x, [0, 1, 2]);
-      return [...withGrads(f, [x, s, o]), mean, variance];
-    };
-    const native = () => {
-      const f = (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => batchNormTrain(x, s, o, 1e-5)[0];
-      const [x, s, o] = inputs();
-      const [, mean, variance] = batchNormTrain(x, s, o, 1e-5);
-      return [...withGrads(f, [x, s, o]), mean, variance];
-    };
-    const expected = await on('cpu', reference);
-    const actual = await on('native', native);
-    for (let i = 0; i < expected.length; i++) {
-      const err = relativeError(actual[i], expected[i]);
-      assert.ok(err <= GRAD, `output ${i}: relative error ${err.toExponential(2)} > ${GRAD}`);
-    }
-  },
-);
+      const native = () => {
+        const f = (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => batchNormTrain(x, s, o, 1e-5)[0];
+        const [x, s, o] = inputs();
+        const [, mean, variance] = batchNormTrain(x, s, o, 1e-5);
+        return [...withGrads(f, [x, s, o]), mean, variance];
+      };
+      const expected = await on('cpu', reference);
+      const actual = await on('native', native);
+      for (let i = 0; i < expected.length; i++) {
+        const err = relativeError(actual[i], expected[i]);
+        assert.ok(err <= GRAD, `output ${i}: relative error ${err.toExponential(2)} > ${GRAD}`);
+      }
+    },
+  );
+}
