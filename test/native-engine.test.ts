@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, NATIVE_FIX } from '../src/nn/engine.js';
 import { nativePoolBytes } from '../src/nn/native/index.js';
 import { SGD } from '../src/nn/optim.js';
@@ -162,3 +163,52 @@ test(
     tf.dispose([x, y]);
   },
 );
+
+for (const shared of [false, true]) {
+  test(
+    `a ZeroPadding2D before a valid convolution folds into it on native${shared ? ' (the padded copy also feeds another layer)' : ''}`,
+    { skip },
+    async () => {
+      const run = async (backend: 'cpu' | 'native') => {
+        await initEngine(backend);
+        const input = tfl.input({ shape: [9, 9, 3] });
+        const padded = tfl.layers.zeroPadding2d({ padding: 1 }).apply(input) as tfl.SymbolicTensor;
+        const init = tfl.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed: 4 });
+        let out = tfl.layers
+          .conv2d({
+            filters: 4,
+            kernelSize: 3,
+            strides: 2,
+            useBias: false,
+            kernelInitializer: init,
+          })
+          .apply(padded) as tfl.SymbolicTensor;
+        out = tfl.layers.flatten().apply(out) as tfl.SymbolicTensor;
+        if (shared) {
+          const other = tfl.layers.flatten().apply(padded) as tfl.SymbolicTensor;
+          out = tfl.layers.concatenate().apply([out, other]) as tfl.SymbolicTensor;
+        }
+        const model = tfl.model({ inputs: input, outputs: out });
+        const x = tf.tensor4d(random(2 * 9 * 9 * 3, 6), [2, 9, 9, 3]);
+        const r = tf.tensor(random((out.shape[1] as number) * 2, 7), [2, out.shape[1] as number]);
+        const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+        const { value, grads } = tf.variableGrads(
+          () => tf.sum(tf.mul(model.apply(x, { training: true }) as tf.Tensor, r)) as tf.Scalar,
+          vars,
+        );
+        const result = [value.dataSync()[0], ...grads[vars[0].name].dataSync()];
+        tf.dispose([x, r, value, ...Object.values(grads)]);
+        model.dispose();
+        return result;
+      };
+      const cpu = await run('cpu');
+      const native = await run('native');
+      native.forEach((v, i) =>
+        assert.ok(
+          Math.abs(v - cpu[i]) <= 1e-4 * Math.max(1, Math.abs(cpu[i])),
+          `value ${i}: ${v} vs ${cpu[i]}`,
+        ),
+      );
+    },
+  );
+}

@@ -1,9 +1,10 @@
 /**
  * On the native backend, a convolution with `valid` padding whose input is the output of a
  * ZeroPadding2D layer convolves the unpadded tensor with the padding as explicit convolution
- * padding instead (what PyTorch's `Conv2d(padding=p)` does). The padded copy is still made for
- * any other consumer, but nothing saves it for the backward pass, so it is freed with the forward
- * pass's temporaries. Same result; other backends run the layers unchanged.
+ * padding instead (what PyTorch's `Conv2d(padding=p)` does). When every consumer of the padding
+ * layer is such a convolution, the padded copy is not even made: the layer returns a tensor of the
+ * padded shape with no data, which only those convolutions see (and never read). Otherwise the
+ * copy is made for the other consumers. Same result; other backends run the layers unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -18,9 +19,11 @@ interface PaddingLayer {
   padding: [[number, number], [number, number]];
   dataFormat: string;
   call: Call;
+  outboundNodes?: { outboundLayer?: unknown }[];
 }
 
 interface ConvLayer {
+  getClassName(): string;
   padding: string;
   dataFormat: string;
   strides: number[];
@@ -40,6 +43,33 @@ function one(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | null {
   return inputs.length === 1 ? inputs[0] : null;
 }
 
+/** Whether `conv` convolves a padded input with the padding folded in (see above). */
+function folds(conv: ConvLayer): boolean {
+  return (
+    conv.rank === 2 &&
+    conv.padding === 'valid' &&
+    conv.dataFormat === 'channelsLast' &&
+    conv.dilationRate.every((d) => d === 1) &&
+    conv.activation.getClassName().toLowerCase() === 'linear'
+  );
+}
+
+/** Whether every consumer of the padding layer folds it (so its output is never read). */
+function onlyFoldingConvsAfter(layer: PaddingLayer): boolean {
+  const next = (layer.outboundNodes ?? []).map((n) => n.outboundLayer as ConvLayer | undefined);
+  return (
+    next.length > 0 &&
+    next.every((l) => l !== undefined && l.getClassName() === 'Conv2D' && folds(l))
+  );
+}
+
+/** A float32 tensor of `shape` with no data behind it (never read: see above). */
+function phantom(shape: number[]): tf.Tensor {
+  const backend = tf.backend();
+  const dataId = backend.write(new Float32Array(0), shape, 'float32');
+  return tf.engine().makeTensorFromTensorInfo({ dataId, shape, dtype: 'float32' }, backend);
+}
+
 let installed = false;
 
 export function useFoldedPadding(): void {
@@ -48,15 +78,20 @@ export function useFoldedPadding(): void {
   const padProto = Object.getPrototypeOf(tfl.layers.zeroPadding2d({})) as PaddingLayer;
   const padCall = padProto.call;
   padProto.call = function (this: PaddingLayer, inputs, kwargs) {
-    const out = padCall.call(this, inputs, kwargs);
     const input = one(inputs);
     if (
-      tf.getBackend() === NATIVE &&
-      input &&
-      !Array.isArray(out) &&
-      this.dataFormat === 'channelsLast'
+      tf.getBackend() !== NATIVE ||
+      !input ||
+      input.rank !== 4 ||
+      this.dataFormat !== 'channelsLast'
     )
-      padded.set(out, { source: input, padding: this.padding });
+      return padCall.call(this, inputs, kwargs);
+    const [[top, bottom], [left, right]] = this.padding;
+    const [n, h, w, c] = input.shape;
+    const out = onlyFoldingConvsAfter(this)
+      ? phantom([n, h + top + bottom, w + left + right, c])
+      : (padCall.call(this, inputs, kwargs) as tf.Tensor);
+    padded.set(out, { source: input, padding: this.padding });
     return out;
   };
   const convProto = Object.getPrototypeOf(
@@ -66,15 +101,7 @@ export function useFoldedPadding(): void {
   convProto.call = function (this: ConvLayer, inputs, kwargs) {
     const input = one(inputs);
     const from = input ? padded.get(input) : undefined;
-    if (
-      from === undefined ||
-      tf.getBackend() !== NATIVE ||
-      this.rank !== 2 ||
-      this.padding !== 'valid' ||
-      this.dataFormat !== 'channelsLast' ||
-      this.dilationRate.some((d) => d !== 1) ||
-      this.activation.getClassName() !== 'Linear'
-    )
+    if (from === undefined || tf.getBackend() !== NATIVE || !folds(this))
       return convCall.call(this, inputs, kwargs);
     const [[top, bottom], [left, right]] = from.padding;
     return tf.fused.conv2d({
