@@ -52,7 +52,7 @@ const SIZE = 32;
 const CHANNELS = 3;
 const LR = 0.01;
 const CHILD_TIMEOUT_S = 300;
-const PEER_TIMEOUT_S = 180;
+const PEER_TIMEOUT_S = 300;
 const PEER_THREADS = 2;
 
 type Backend = 'native' | 'wasm' | 'wasm-2workers';
@@ -270,9 +270,14 @@ async function child(spec: Spec): Promise<ChildReport> {
 // Parent.
 
 /** Runs a command; resolves with its stdout (stderr passes through), or rejects with the reason. */
-function runCapture(cmd: string, args: string[], timeoutS: number): Promise<string> {
+function runCapture(
+  cmd: string,
+  args: string[],
+  timeoutS: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   return new Promise((res, rej) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -320,6 +325,9 @@ function runPeer(spec: Spec): Promise<PeerReport> {
       ...['--threads', String(PEER_THREADS), '--classes', String(CLASSES)],
     ],
     PEER_TIMEOUT_S,
+    // Idle OpenMP threads sleep, as onepixel's native backend sets for itself: with other work on
+    // the machine, spinning threads cost PyTorch more than they gain it.
+    { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
   ).then((out) => lastJson<PeerReport>(out));
 }
 
