@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   FusedBatchNorm,
+  getGradient,
   registerGradient,
   type KernelConfig,
   type KernelFunc,
@@ -137,6 +138,47 @@ export const BATCHNORM_KERNELS: KernelConfig[] = [
   nativeKernel(BN_GRAD, grad),
 ];
 
+let inferenceGradRegistered = false;
+
+/**
+ * The input gradient of FusedBatchNorm (inference mode: what PGD differentiates) as one broadcast
+ * product dy · scale/√(variance + ε) on the native backend, instead of tfjs' gradient, which
+ * builds five full-size tensors (a Tile among them) before it knows which gradients are wanted.
+ * The other inputs' gradients, and other backends, use tfjs' own function, run only when asked.
+ */
+function registerInferenceGradient(): void {
+  if (inferenceGradRegistered) return;
+  inferenceGradRegistered = true;
+  const original = getGradient(FusedBatchNorm);
+  if (original === undefined) return;
+  registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x, mean, variance, scale] = saved;
+      const d = dy as tf.Tensor;
+      const c = x.shape[x.rank - 1];
+      const perChannel = [mean, variance, scale].every((t) => t == null || t.size === c);
+      if (tf.getBackend() !== NATIVE || !perChannel || d.dtype !== 'float32')
+        return original.gradFunc(dy, saved, attrs);
+      const eps = (attrs as Attrs).varianceEpsilon as number;
+      // (tfjs' function makes its shared terms eagerly, inside the calling thunk's tidy: call it
+      // afresh for each gradient wanted.)
+      const other = (name: string) => () => original.gradFunc(dy, saved, attrs)[name]();
+      return {
+        x: () =>
+          tf.tidy(() => {
+            const k = tf.rsqrt(tf.add(tf.reshape(variance, [c]), eps));
+            return tf.mul(d, scale == null ? k : tf.mul(tf.reshape(scale, [c]), k));
+          }),
+        mean: other('mean'),
+        variance: other('variance'),
+        scale: other('scale'),
+        offset: other('offset'),
+      };
+    },
+  });
+}
+
 let gradientRegistered = false;
 
 function registerTrainGradient(): void {
@@ -222,6 +264,7 @@ let patched = false;
 export function useFusedBatchNorm(): void {
   if (patched) return;
   patched = true;
+  registerInferenceGradient();
   const proto = Object.getPrototypeOf(tfl.layers.batchNormalization({})) as BatchNormLayer;
   const original = proto.call;
   proto.call = function (this: BatchNormLayer, inputs, kwargs) {
