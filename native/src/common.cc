@@ -26,27 +26,23 @@ size_t length(const Napi::Value& v) { return v.As<Napi::TypedArray>().ElementLen
 namespace {
 std::vector<char> scratch, filters;
 std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache;
+
+// Memory for `md` on `buffer`, grown (never shrunk) to fit.
+dnnl::memory onBuffer(std::vector<char>& buffer, const dnnl::memory::desc& md) {
+  size_t bytes = md.get_size();
+  if (buffer.size() < bytes) {
+    buffer.clear();
+    buffer.shrink_to_fit();
+    buffer.resize(bytes + 64);
+  }
+  return dnnl::memory(md, eng(), buffer.data());
+}
+
 }  // namespace
 
-dnnl::memory scratchpad(const dnnl::memory::desc& md) {
-  size_t bytes = md.get_size();
-  if (scratch.size() < bytes) {
-    scratch.clear();
-    scratch.shrink_to_fit();
-    scratch.resize(bytes + 64);
-  }
-  return dnnl::memory(md, eng(), scratch.data());
-}
+dnnl::memory scratchpad(const dnnl::memory::desc& md) { return onBuffer(scratch, md); }
 
-dnnl::memory filterBuffer(const dnnl::memory::desc& md) {
-  size_t bytes = md.get_size();
-  if (filters.size() < bytes) {
-    filters.clear();
-    filters.shrink_to_fit();
-    filters.resize(bytes + 64);
-  }
-  return dnnl::memory(md, eng(), filters.data());
-}
+dnnl::memory filterBuffer(const dnnl::memory::desc& md) { return onBuffer(filters, md); }
 
 dnnl::primitive_attr attrs(bool relu) {
   dnnl::primitive_attr a;
