@@ -6,11 +6,10 @@
 // fails, it prints one line saying what is missing and how to install it, and exits 0; onepixel
 // then runs on wasm. `onepixel doctor` says the same. Set ONEPIXEL_NATIVE=0 to skip the build.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { missingForNative, NATIVE_FIX } from './native-prereqs.mjs';
+import { missingForNative, NATIVE_FIX, NODE_DIR } from './native-prereqs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (line) => console.log(`onepixel: ${line}`);
@@ -32,10 +31,8 @@ try {
   say('native backend not built: node-gyp is not installed (run npm ci)');
   process.exit(0);
 }
-// Node's own headers (Debian and NodeSource ship them beside the binary): no download.
-const nodedir = join(dirname(process.execPath), '..');
-const args = [gyp, 'rebuild', '-j', 'max'];
-if (existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${nodedir}`);
+// Node's own headers, beside the binary (checked above): node-gyp downloads nothing.
+const args = [gyp, 'rebuild', '-j', 'max', `--nodedir=${NODE_DIR}`];
 const t0 = Date.now();
 const r = spawnSync(process.execPath, args, { cwd: join(root, 'native'), encoding: 'utf8' });
 if (r.status !== 0) {
