@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'out/', 'bench/out/'] },
+  { ignores: ['dist/', 'node_modules/', 'out/', 'bench/out/', 'native/build/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

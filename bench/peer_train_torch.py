@@ -27,6 +27,7 @@ Input: uniform random images in [0, 1] (NCHW), random labels. Prints one JSON ob
 import argparse
 import json
 import platform
+import resource
 import sys
 import time
 
@@ -226,6 +227,7 @@ def main():
                 "mkldnn": torch.backends.mkldnn.is_available(),
                 "device": args.device,
                 "deviceName": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
     )

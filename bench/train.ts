@@ -4,13 +4,17 @@
  * same architectures (bench/peer_train_torch.py).
  *
  *   npm run build && node dist/bench/train.js
- *   node dist/bench/train.js [--only NAME[,NAME…]] [--no-peer] [--no-parallel]
- *                            [--resnet-batch N] [--quick]
+ *   node dist/bench/train.js [--only NAME[,NAME…]] [--backends B[,B…]] [--no-peer]
+ *                            [--no-parallel] [--resnet-batch N] [--wasm-resnet-batch N] [--quick]
  *
  * --only NAME,…      run only these measurements (names as in the table, e.g. train-smallcnn)
+ * --backends B,…     onepixel engines to measure: native, wasm, wasm-2workers (default: all three;
+ *                    native only where its addon is built)
  * --no-peer          skip PyTorch
  * --no-parallel      skip the `wasm-2workers` rows (src/nn/engine-parallel.ts)
- * --resnet-batch N   ResNet-18's batch (default 32: batch 128 is slow on wasm and its 4 GB heap)
+ * --resnet-batch N   ResNet-18's batch on native and PyTorch (default 128)
+ * --wasm-resnet-batch N  ResNet-18's batch on wasm (default 32: its 4 GB heap aborts at 128);
+ *                    0 skips ResNet-18 on wasm
  * --quick            fewer timed steps
  *
  * What is timed, per step, on a fixed random batch (uniform [0, 1] NHWC images, random labels,
@@ -36,7 +40,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { initEngine } from '../src/nn/engine.js';
+import { initEngine, nativeAvailable } from '../src/nn/engine.js';
+import { nativeLoadError } from '../src/nn/native/addon.js';
 import { buildModel, trainableParamCount } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { pgd } from '../src/train/adversarial.js';
@@ -47,14 +52,16 @@ const SIZE = 32;
 const CHANNELS = 3;
 const LR = 0.01;
 const CHILD_TIMEOUT_S = 300;
-const PEER_TIMEOUT_S = 180;
+const PEER_TIMEOUT_S = 300;
 const PEER_THREADS = 2;
 
-type Backend = 'wasm' | 'wasm-2workers';
+type Backend = 'native' | 'wasm' | 'wasm-2workers';
 type Mode = 'train' | 'inputgrad';
 
 interface Spec {
   name: string;
+  /** FLOPs of one image's step (a multiply-add is 2): forward, ×3 for a training step. */
+  flopsPerImage?: number;
   backend: Backend;
   model: 'lenet5' | 'smallcnn' | 'resnet18';
   mode: Mode;
@@ -73,6 +80,10 @@ interface ChildReport {
   cpuSeconds: number[];
   imagesPerSecond: number;
   firstStepSeconds: number;
+  /** Peak resident set size of the process, MiB (getrusage). */
+  peakRssMB: number;
+  /** Forward multiply-adds of one image (convolutions and dense layers). */
+  forwardMacs: number;
 }
 
 interface PeerReport {
@@ -85,6 +96,7 @@ interface PeerReport {
   imagesPerSecond: number;
   torch: string;
   python: string;
+  peakRssMB?: number;
 }
 
 interface Row {
@@ -145,8 +157,26 @@ function cpuNow(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/**
+ * Forward multiply-adds per image: every Conv2D (out H·W · k·k · Cin · Cout) and Dense (in · out)
+ * layer of the model; batch norm, pooling and element-wise work are left out (a few per cent).
+ */
+function forwardMacs(model: LayersModel): number {
+  let macs = 0;
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    const out = layer.outputShape as number[];
+    const kernel = layer.getWeights()[0];
+    if (kernel === undefined) continue;
+    const k = kernel.shape as number[];
+    if (cls === 'Conv2D') macs += out[1] * out[2] * k[0] * k[1] * k[2] * k[3];
+    else if (cls === 'Dense') macs += k[0] * k[1];
+  }
+  return macs;
+}
+
 async function child(spec: Spec): Promise<ChildReport> {
-  const backend = await initEngine('wasm');
+  const backend = await initEngine(spec.backend === 'native' ? 'native' : 'wasm');
   const rng = new Rng(12345);
   const n = spec.batch;
   const shape: [number, number, number, number] = [n, SIZE, SIZE, CHANNELS];
@@ -179,7 +209,7 @@ async function child(spec: Spec): Promise<ChildReport> {
       adv.dataSync();
       adv.dispose();
     };
-  } else if (spec.backend === 'wasm') {
+  } else if (spec.backend === 'wasm' || spec.backend === 'native') {
     step = async () => {
       tf.tidy(() => {
         const { value, grads } = tf.variableGrads(
@@ -231,6 +261,8 @@ async function child(spec: Spec): Promise<ChildReport> {
     cpuSeconds,
     imagesPerSecond: (n * spec.steps) / total,
     firstStepSeconds,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    forwardMacs: forwardMacs(model),
   };
 }
 
@@ -238,9 +270,14 @@ async function child(spec: Spec): Promise<ChildReport> {
 // Parent.
 
 /** Runs a command; resolves with its stdout (stderr passes through), or rejects with the reason. */
-function runCapture(cmd: string, args: string[], timeoutS: number): Promise<string> {
+function runCapture(
+  cmd: string,
+  args: string[],
+  timeoutS: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   return new Promise((res, rej) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -288,24 +325,40 @@ function runPeer(spec: Spec): Promise<PeerReport> {
       ...['--threads', String(PEER_THREADS), '--classes', String(CLASSES)],
     ],
     PEER_TIMEOUT_S,
+    // Idle OpenMP threads sleep, as onepixel's native backend sets for itself: with other work on
+    // the machine, spinning threads cost PyTorch more than they gain it.
+    { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
   ).then((out) => lastJson<PeerReport>(out));
 }
 
-function specs(resnetBatch: number, quick: boolean, parallel: boolean): Spec[] {
+function specs(
+  resnetBatch: number,
+  wasmResnetBatch: number,
+  quick: boolean,
+  backends: Backend[],
+): Spec[] {
   const q = (steps: number) => (quick ? Math.max(1, Math.ceil(steps / 2)) : steps);
   const out: Spec[] = [];
   const models = [
     { model: 'lenet5', batch: 128, warmup: 2, steps: q(5) },
     { model: 'smallcnn', batch: 128, warmup: 1, steps: q(3) },
-    { model: 'resnet18', batch: resnetBatch, warmup: 1, steps: q(2) },
+    { model: 'resnet18', batch: resnetBatch, warmup: 1, steps: q(3) },
   ] as const;
-  for (const m of models) {
-    out.push({ name: `train-${m.model}`, backend: 'wasm', mode: 'train', ...m });
-    if (parallel)
-      out.push({ name: `train-${m.model}`, backend: 'wasm-2workers', mode: 'train', ...m });
-  }
-  for (const m of models.slice(1))
-    out.push({ name: `inputgrad-${m.model}`, backend: 'wasm', mode: 'inputgrad', ...m });
+  const on = (b: Backend, m: (typeof models)[number]) => {
+    if (!backends.includes(b)) return null;
+    if (b === 'native' || m.model !== 'resnet18') return m;
+    if (wasmResnetBatch === 0) return null;
+    return { ...m, batch: wasmResnetBatch, steps: q(2) };
+  };
+  for (const mode of ['train', 'inputgrad'] as const)
+    for (const m of models) {
+      if (mode === 'inputgrad' && m.model === 'lenet5' && !backends.includes('native')) continue;
+      for (const b of ['native', 'wasm', 'wasm-2workers'] as const) {
+        if (mode === 'inputgrad' && b === 'wasm-2workers') continue;
+        const mm = on(b, m);
+        if (mm !== null) out.push({ name: `${mode}-${m.model}`, backend: b, mode, ...mm });
+      }
+    }
   return out;
 }
 
@@ -332,6 +385,18 @@ function cpuDetails(): Record<string, unknown> {
   } catch {
     return {};
   }
+}
+
+/**
+ * FP32 peak of the machine in GFLOP/s, assuming AVX-512 with two 512-bit FMA pipes per core (Zen 4
+ * has two 256-bit pipes, half of this; Zen 5 and recent Xeons have this), at the clock
+ * /proc/cpuinfo reports; null without AVX-512 or a clock.
+ */
+function peakGflops(info: Record<string, unknown>): number | null {
+  const simd = (info.simd as string[] | undefined) ?? [];
+  const mhz = info.cpuMHz as number | undefined;
+  if (!simd.includes('avx512f') || !mhz) return null;
+  return ((info.cores as number) * 64 * mhz) / 1000;
 }
 
 function machine(): Record<string, unknown> {
@@ -365,16 +430,29 @@ async function main(): Promise<void> {
     const i = argv.indexOf(f);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const resnetBatch = Number(value('--resnet-batch') ?? 32);
+  const resnetBatch = Number(value('--resnet-batch') ?? 128);
   if (!Number.isInteger(resnetBatch) || resnetBatch < 1) throw new Error('bad --resnet-batch');
+  const wasmResnetBatch = Number(value('--wasm-resnet-batch') ?? 32);
+  if (!Number.isInteger(wasmResnetBatch) || wasmResnetBatch < 0)
+    throw new Error('bad --wasm-resnet-batch');
+  let backends = (value('--backends')?.split(',') ?? [
+    'native',
+    'wasm',
+    'wasm-2workers',
+  ]) as Backend[];
+  if (backends.includes('native') && !nativeAvailable()) {
+    process.stderr.write(`native backend not built (${nativeLoadError()}): no native rows\n`);
+    backends = backends.filter((b) => b !== 'native');
+  }
   const only = value('--only')?.split(',');
-  let parallel = !flag('--no-parallel');
+  let parallel = !flag('--no-parallel') && backends.includes('wasm-2workers');
   if (parallel && (await loadParallel()) === null) {
     process.stderr.write('src/nn/engine-parallel.js absent or unusable: no wasm-2workers rows\n');
     parallel = false;
   }
+  if (!parallel) backends = backends.filter((b) => b !== 'wasm-2workers');
   const peerOn = !flag('--no-peer');
-  const list = specs(resnetBatch, flag('--quick'), parallel).filter(
+  const list = specs(resnetBatch, wasmResnetBatch, flag('--quick'), backends).filter(
     (s) => only === undefined || only.includes(s.name),
   );
 
@@ -425,6 +503,7 @@ async function main(): Promise<void> {
     }
   }
 
+  const peak = peakGflops(info);
   const header = [
     pad('measurement', 20),
     pad('backend', 14),
@@ -435,6 +514,10 @@ async function main(): Promise<void> {
     pad('peer img/s', 10, true),
     pad('peer/CPU-s', 10, true),
     pad('ratio', 6, true),
+    pad('GFLOP/s', 7, true),
+    pad('%peak', 5, true),
+    pad('RSS MB', 6, true),
+    pad('peer RSS', 8, true),
     pad('load1', 5, true),
   ].join('  ');
   const lines = [header, '-'.repeat(header.length)];
@@ -446,6 +529,11 @@ async function main(): Promise<void> {
     const peerCpu = r.peer
       ? (r.peer.batch * r.peer.stepSeconds.length) / r.peer.cpuSeconds.reduce((a, b) => a + b, 0)
       : undefined;
+    // A training step is ~3 forward passes (forward, input and weight gradients); an input
+    // gradient ~2 (forward and input gradient).
+    const flopsPerImage = rep ? 2 * rep.forwardMacs * (s.mode === 'train' ? 3 : 2) : undefined;
+    const gflops = rep && flopsPerImage ? (rep.imagesPerSecond * flopsPerImage) / 1e9 : undefined;
+    const share = gflops !== undefined && peak !== null ? (100 * gflops) / peak : undefined;
     lines.push(
       [
         pad(s.name, 20),
@@ -457,6 +545,10 @@ async function main(): Promise<void> {
         pad(r.peer ? fmt(r.peer.imagesPerSecond, 2) : '—', 10, true),
         pad(fmt(peerCpu, 2), 10, true),
         pad(ratio === undefined ? '—' : `${ratio.toFixed(3)}`, 6, true),
+        pad(fmt(gflops, 1), 7, true),
+        pad(fmt(share, 1), 5, true),
+        pad(fmt(rep?.peakRssMB, 0), 6, true),
+        pad(fmt(r.peer?.peakRssMB, 0), 8, true),
         pad(fmt(r.load1, 2), 5, true),
       ].join('  '),
     );
@@ -485,6 +577,11 @@ async function main(): Promise<void> {
         peerParams: r.peer?.params ?? null,
         peerError: r.peerError ?? null,
         ratio: ratio ?? null,
+        flopsPerImage: flopsPerImage ?? null,
+        gflops: gflops ?? null,
+        percentOfPeak: share ?? null,
+        peakRssMB: rep?.peakRssMB ?? null,
+        peerPeakRssMB: r.peer?.peakRssMB ?? null,
         loadavg1AtStart: r.load1,
       }) + '\n',
     );
@@ -503,6 +600,10 @@ async function main(): Promise<void> {
     '',
     `ratio = onepixel img/s ÷ PyTorch img/s (${PEER_THREADS} threads); img/CPU-s = images per ` +
       'CPU-second of the onepixel process (peer/CPU-s: of the Python process)',
+    `GFLOP/s from the model's convolution and dense multiply-adds (×3 per training image, ×2 per ` +
+      `input gradient); %peak of ${fmt(peak ?? undefined, 0)} GFLOP/s = cores × 64 FP32 FLOP/cycle ` +
+      `(AVX-512: 2 FMA pipes × 16 lanes × 2) × the clock /proc/cpuinfo reports`,
+    `RSS MB: peak resident set of the onepixel process (peer RSS: of the Python process)`,
     `load average at start ${(info.loadavg as number[]).join(' ')}, at end ${end.join(' ')}`,
   );
   process.stderr.write('\n' + lines.join('\n') + '\n');

@@ -3,8 +3,9 @@
 # Debian's Fashion-MNIST (real grayscale test data), numpy (tests check numpy reads our .npy) and
 # PyTorch CPU and PIL (the independent references the model, optimiser, schedule and RandAugment tests compare against;
 # onepixel itself never uses Python), Mesa's EGL with its software rasteriser (so the webgpu backend's
-# tests run Dawn's OpenGL path on a machine without a GPU), then the npm packages (which build the
-# TypeScript).
+# tests run Dawn's OpenGL path on a machine without a GPU), oneDNN and a C++ toolchain for the
+# native backend (node-gyp needs make and python3), then the npm packages (which build the
+# TypeScript and the native addon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -16,6 +17,10 @@ lib=/usr/lib/x86_64-linux-gnu
 [ -e $lib/libEGL.so ] || need+=(libegl-dev)
 [ -e $lib/libEGL_mesa.so.0 ] || need+=(libegl-mesa0)
 [ -e $lib/dri/swrast_dri.so ] || need+=(libgl1-mesa-dri)
+[ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || need+=(libdnnl-dev)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -8,6 +8,7 @@ import { protectCommand } from './protect.js';
 import { inspectCommand } from './inspect.js';
 import { trainCommand } from './train.js';
 import { auditCommand } from './audit.js';
+import { doctorCommand } from './doctor.js';
 
 const program = new Command()
   .name('onepixel')
@@ -18,6 +19,7 @@ program.addCommand(protectCommand());
 program.addCommand(inspectCommand());
 program.addCommand(trainCommand());
 program.addCommand(auditCommand());
+program.addCommand(doctorCommand());
 
 // Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
 for (const [signal, code] of [

@@ -1,12 +1,11 @@
 /** `onepixel train`: train a model on a (protected) dataset, report clean-test accuracy. */
 import { mkdir, rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
 import { exists } from '../output.js';
-import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
+import { BACKENDS, type BackendName, defaultWorkers, initEngine } from '../nn/engine.js';
 import { MODELS, type ModelName } from '../nn/models/index.js';
 import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
 import { STRATEGIES, type Strategy } from '../train/augment.js';
@@ -118,8 +117,8 @@ export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
     ...(f.countermeasure && parseCountermeasure(f.countermeasure).kind !== 'none'
       ? { countermeasure: countermeasureName(parseCountermeasure(f.countermeasure)) }
       : {}),
-    // Both cores by default on wasm; adversarial training attacks in one thread.
-    workers: f.workers ?? (strategy.adversarial || engine !== 'wasm' ? 1 : availableParallelism()),
+    // wasm: both cores by default; native and webgpu train in one thread; adversarial: one thread.
+    workers: f.workers ?? defaultWorkers(engine as BackendName, strategy.adversarial),
   };
 }
 
@@ -171,7 +170,7 @@ export function trainCommand(): Command {
     .option('--widen <k>', 'WRN widening factor', positiveInt('--widen'))
     .option(
       '--workers <n>',
-      'threads sharing each batch, one wasm engine each (default: cores; 1 for adversarial training)',
+      'threads sharing each batch, one wasm engine each (default: cores on wasm; 1 on native and for adversarial training)',
       positiveInt('--workers'),
     )
     .option(

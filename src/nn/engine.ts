@@ -5,19 +5,22 @@
  *   `@tensorflow/tfjs-backend-wasm/dist/` folder (never a CDN), with the training kernels it lacks
  *   registered by ./wasm-kernels.ts.
  * - `cpu`: tfjs' pure-JS backend — very slow; a reference for tests.
+ * - `native`: tfjs' cpu backend with its heavy kernels in onepixel's oneDNN addon (./native/),
+ *   built by `npm ci` when libdnnl-dev and a C++ compiler are installed.
  * - `webgpu`: tfjs' WebGPU backend on Dawn, for GPUs (./webgpu.ts); without a GPU it runs on
  *   Mesa's software OpenGL (slow, for tests).
- * - `auto`: `native` when present (not in this build), else `webgpu` on a hardware GPU adapter,
- *   else `wasm`.
- * - `native`: a name reserved for an engine this build does not ship.
+ * - `auto`: `native` when its addon loads, else `webgpu` on a hardware GPU adapter, else `wasm`.
  */
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { loadNative, nativeLoadError, startNative } from './native/index.js';
+import { nativeMissing } from './native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './webgpu.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
@@ -25,8 +28,17 @@ export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 /** Every backend name `initEngine` knows, in the order help texts list them. */
 export const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu', 'native'];
 
-/** The names this build can actually run. */
-export const AVAILABLE_BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu'];
+/** The names this build can run (`native` only where its addon is built). */
+export const AVAILABLE_BACKENDS: readonly BackendName[] = [
+  'auto',
+  'wasm',
+  'cpu',
+  'webgpu',
+  'native',
+];
+
+/** The command that installs what the native backend needs and builds it (in the repository). */
+export const NATIVE_FIX = 'apt-get install -y libdnnl-dev g++ make python3 && npm run build:native';
 
 const require = createRequire(import.meta.url);
 
@@ -36,9 +48,30 @@ export function wasmDir(): string {
   return path.join(path.dirname(pkg), 'dist') + path.sep;
 }
 
-/** Whether the native (oneDNN) addon is present. It is not part of this build yet. */
+/** Whether the native (oneDNN) addon is built and loads (loaded lazily, once). */
 export function nativeAvailable(): boolean {
-  return false;
+  return loadNative() !== null;
+}
+
+async function useNative(): Promise<string> {
+  if (!(await startNative())) {
+    const missing = await nativeMissing();
+    const lacks = missing.length ? `; missing: ${missing.join(', ')}` : '';
+    fail(
+      `backend 'native' is not available: ${nativeLoadError()}${lacks}; to build it: ${NATIVE_FIX}`,
+    );
+  }
+  return tf.getBackend();
+}
+
+/**
+ * Worker threads a training run uses by default on backend `name`: one where the backend already
+ * uses every core (native: oneDNN's threads; webgpu: the GPU) or the attack runs in one
+ * thread (adversarial training), else one wasm engine per core.
+ */
+export function defaultWorkers(name: BackendName, adversarial: boolean): number {
+  if (adversarial || name === 'native' || (name === 'auto' && nativeAvailable())) return 1;
+  return name === 'wasm' || name === 'auto' ? os.availableParallelism() : 1;
 }
 
 let wasmPathsSet = false;
@@ -70,26 +103,23 @@ function listed(names: readonly string[]): string {
 
 /**
  * Sets up the tfjs backend `name` and makes it current; returns the backend's real name
- * ('wasm', 'cpu' or 'webgpu'). Calling it again (with the same or another name) is fine.
+ * ('native', 'wasm', 'cpu' or 'webgpu'). Calling it again (with the same or another name) is fine.
  */
 export async function initEngine(name: BackendName = 'auto'): Promise<string> {
   switch (name) {
     case 'auto':
-      if (nativeAvailable()) return fail('the native backend is not wired up yet');
+      if (nativeAvailable()) return useNative();
       if (vulkanDriverListed() && (await startWebgpu(true))) return tf.getBackend();
       return useWasm();
     case 'wasm':
       return useWasm();
     case 'cpu':
       return useCpu();
+    case 'native':
+      return useNative();
     case 'webgpu':
       await startWebgpu();
       return tf.getBackend();
-    case 'native':
-      return fail(
-        `backend '${name}' is not available in this build of onepixel; ` +
-          `available backends: ${listed(AVAILABLE_BACKENDS)}`,
-      );
     default:
       return fail(
         `unknown backend '${String(name)}'; valid backends: ${listed(BACKENDS)} ` +

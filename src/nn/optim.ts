@@ -15,6 +15,7 @@
  * alone, its buffer untouched (as PyTorch does for `grad is None`).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { currentNative, sgdInPlace } from './native/sgd.js';
 
 export interface SGDOptions {
   /** Momentum μ. Default 0.9. */
@@ -106,6 +107,12 @@ export class SGD {
           `SGD.step: gradient of '${name}' has shape [${g.shape}], parameter [${w.shape}]`,
         );
     }
+    const native = currentNative();
+    if (native !== null) {
+      this.stepInPlace(native, grads, lr);
+      this.steps++;
+      return;
+    }
     tf.tidy(() => {
       const mu = tf.scalar(this.momentum);
       const wd = tf.scalar(this.weightDecay);
@@ -133,6 +140,37 @@ export class SGD {
       }
     });
     this.steps++;
+  }
+
+  /** {@link step} on the native backend: the same arithmetic, one in-place native call each. */
+  private stepInPlace(
+    native: NonNullable<ReturnType<typeof currentNative>>,
+    grads: Record<string, tf.Tensor> | tf.NamedTensorMap,
+    lr: number,
+  ): void {
+    for (const [name, w] of this.params) {
+      const g = grads[name];
+      if (g === undefined || g === null) continue;
+      let buf: tf.Variable | null = null;
+      let first = false;
+      if (this.momentum !== 0) {
+        buf = this.buffers.get(name) ?? null;
+        if (buf === null) {
+          const zeros = tf.zeros(w.shape);
+          buf = tf.variable(zeros, false);
+          zeros.dispose();
+          this.buffers.set(name, buf);
+          first = true;
+        }
+      }
+      sgdInPlace(native, w, g, buf, first, {
+        lr,
+        momentum: this.momentum,
+        weightDecay: this.decays(w) ? this.weightDecay : 0,
+        dampening: this.dampening,
+        nesterov: this.nesterov,
+      });
+    }
   }
 
   /** The optimiser's state as plain arrays, for a checkpoint. */

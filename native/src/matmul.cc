@@ -1,0 +1,44 @@
+// Batched matrix product C = op(A)·op(B) (+ bias, ReLU), transposes given as strides, a batch of
+// one broadcast against the other operand's.
+#include "kernels.h"
+
+namespace op {
+namespace {
+
+using namespace dnnl;
+
+struct MatMulEntry : Entry {
+  matmul::primitive_desc pd;
+  matmul prim;
+};
+
+}  // namespace
+
+// p: batchA batchB M K N transA transB
+void matMul(float* a, float* b, float* bias, float* c, const int32_t* p, bool relu) {
+  const int64_t bA = p[0], bB = p[1], M = p[2], K = p[3], N = p[4];
+  const bool tA = p[5] != 0, tB = p[6] != 0;
+  std::vector<int64_t> key{4, bias ? 1 : 0, relu ? 1 : 0};
+  key.insert(key.end(), p, p + 7);
+  auto* e = static_cast<MatMulEntry*>(cached(key, [&] {
+    auto* n = new MatMulEntry;
+    memory::desc aMd({bA, M, K}, f32, tA ? dims{K * M, 1, M} : dims{M * K, K, 1});
+    memory::desc bMd({bB, K, N}, f32, tB ? dims{N * K, 1, K} : dims{K * N, N, 1});
+    memory::desc cMd({std::max(bA, bB), M, N}, f32, tag::abc);
+    auto d = bias ? matmul::desc(aMd, bMd, memory::desc({1, 1, N}, f32, tag::abc), cMd)
+                  : matmul::desc(aMd, bMd, cMd);
+    n->pd = matmul::primitive_desc(d, attrs(relu), eng());
+    n->prim = matmul(n->pd);
+    return n;
+  }));
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(e->pd.src_desc(), eng(), a)},
+      {DNNL_ARG_WEIGHTS, memory(e->pd.weights_desc(), eng(), b)},
+      {DNNL_ARG_DST, memory(e->pd.dst_desc(), eng(), c)},
+      {DNNL_ARG_SCRATCHPAD, scratchpad(e->pd.scratchpad_desc())}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(e->pd.bias_desc(), eng(), bias));
+  e->prim.execute(strm(), args);
+  strm().wait();
+}
+
+}  // namespace op

@@ -1,0 +1,95 @@
+/**
+ * `onepixel doctor`: which training backends this machine can run, and for each one that it
+ * cannot, what is missing and the command that installs it. Exits 1 only when no backend works.
+ */
+import { createRequire } from 'node:module';
+import { Command } from 'commander';
+import { initEngine, NATIVE_FIX, type BackendName } from '../nn/engine.js';
+import { ADDON_PATH, loadNative, nativeLoadError, nativeMissing } from '../nn/native/addon.js';
+
+export interface BackendReport {
+  backend: BackendName;
+  usable: boolean;
+  detail: string;
+  /** What to run to make it usable, when it is not. */
+  fix?: string;
+}
+
+async function nativeReport(): Promise<BackendReport> {
+  const addon = loadNative();
+  if (addon !== null) {
+    const i = addon.info();
+    return {
+      backend: 'native',
+      usable: true,
+      detail: `oneDNN ${i.onednn} (${i.cpuRuntime}), ${i.threads} threads; addon ${ADDON_PATH}`,
+    };
+  }
+  const missing = await nativeMissing();
+  const why = nativeLoadError();
+  const detail = missing.length
+    ? `${why}; missing: ${missing.join(', ')}`
+    : `${why}; every prerequisite is installed: the build failed or was skipped`;
+  return { backend: 'native', usable: false, detail, fix: NATIVE_FIX };
+}
+
+async function tryBackend(name: 'wasm' | 'cpu', detail: string): Promise<BackendReport> {
+  try {
+    await initEngine(name);
+    return { backend: name, usable: true, detail };
+  } catch (e) {
+    return { backend: name, usable: false, detail: (e as Error).message, fix: 'npm ci' };
+  }
+}
+
+function webgpuReport(): BackendReport {
+  try {
+    createRequire(import.meta.url).resolve('webgpu');
+    return {
+      backend: 'webgpu',
+      usable: false,
+      detail: "the 'webgpu' package is installed, but this build has no webgpu backend",
+    };
+  } catch {
+    return {
+      backend: 'webgpu',
+      usable: false,
+      detail: "not in this build (the 'webgpu' package is not installed)",
+    };
+  }
+}
+
+/** Every backend's report, in the order `--backend` lists them (auto last: what it picks). */
+export async function doctor(): Promise<BackendReport[]> {
+  const native = await nativeReport();
+  const reports = [
+    native,
+    await tryBackend('wasm', 'tfjs-backend-wasm (XNNPACK, 128-bit SIMD), one thread per worker'),
+    await tryBackend('cpu', "tfjs' pure-JavaScript backend (slow; a reference for tests)"),
+    webgpuReport(),
+  ];
+  const picked = native.usable ? 'native' : reports[1].usable ? 'wasm' : null;
+  reports.push({
+    backend: 'auto',
+    usable: picked !== null,
+    detail: picked ? `picks ${picked}` : 'nothing to pick',
+  });
+  return reports;
+}
+
+export function doctorCommand(): Command {
+  return new Command('doctor')
+    .description('say which training backends work here, and how to install the missing ones')
+    .option('--json', 'print the reports as JSON', false)
+    .action(async (f: { json: boolean }) => {
+      const reports = await doctor();
+      if (f.json) process.stdout.write(JSON.stringify(reports) + '\n');
+      else
+        for (const r of reports) {
+          const state = r.usable ? 'ok' : 'missing';
+          process.stdout.write(`${r.backend.padEnd(7)} ${state.padEnd(8)} ${r.detail}\n`);
+          if (r.fix) process.stdout.write(`${''.padEnd(16)}fix: ${r.fix}\n`);
+        }
+      if (!reports.some((r) => r.usable && r.backend !== 'auto')) process.exitCode = 1;
+    });
+}

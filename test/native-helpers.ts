@@ -1,0 +1,95 @@
+/**
+ * Helpers of the native-backend tests: whether the addon is there (in CI it must be: a missing
+ * addon fails there, and is a skip with its reason elsewhere), and running the same computation on
+ * two backends.
+ */
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, type BackendName } from '../src/nn/engine.js';
+import { nativeLoadError } from '../src/nn/native/index.js';
+
+/** False when the addon loads; otherwise why the native tests skip (never in CI). */
+export function noNative(): false | string {
+  const why = nativeLoadError();
+  if (why === '') return false;
+  if (process.env.CI === 'true')
+    throw new Error(`CI must build the native backend, but ${why} (scripts/setup.sh installs it)`);
+  return `native backend not built: ${why}`;
+}
+
+/** Deterministic uniform values in [-1, 1) (mulberry32). */
+export function random(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** ‖actual − expected‖∞ / ‖expected‖∞. */
+export function relativeError(actual: Float32Array, expected: Float32Array): number {
+  assert.equal(actual.length, expected.length, 'lengths differ');
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    diff = Number.isNaN(d)
+      ? Number.isNaN(actual[i]) && Number.isNaN(expected[i])
+        ? diff
+        : Infinity
+      : Math.max(diff, d);
+    scale = Math.max(scale, Math.abs(expected[i]) || 0);
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+/** Runs `compute` on `backend`; returns copies of its results and checks nothing leaked. */
+export async function on(
+  backend: BackendName,
+  compute: () => tf.Tensor[],
+): Promise<Float32Array[]> {
+  assert.equal(await initEngine(backend), backend);
+  const before = tf.memory().numTensors;
+  const dataBefore = tf.backend().numDataIds();
+  let values: Float32Array[] = [];
+  tf.tidy(() => {
+    values = compute().map((t) => Float32Array.from(t.dataSync()));
+  });
+  assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
+  assert.equal(tf.backend().numDataIds(), dataBefore, `${backend}: backend data leaked`);
+  return values;
+}
+
+/** `compute` on cpu and on native agree within `tolerance` (relative, per output). */
+export async function agree(
+  what: string,
+  compute: () => tf.Tensor[],
+  tolerance: number,
+): Promise<void> {
+  const expected = await on('cpu', compute);
+  const actual = await on('native', compute);
+  assert.equal(actual.length, expected.length, `${what}: number of outputs`);
+  for (let i = 0; i < expected.length; i++) {
+    const err = relativeError(actual[i], expected[i]);
+    assert.ok(
+      err <= tolerance,
+      `${what}, output ${i}: relative error ${err.toExponential(2)} > ${tolerance}`,
+    );
+  }
+}
+
+/** A tensor of deterministic values in [-1, 1). */
+export function rand(shape: number[], seed: number): tf.Tensor {
+  return tf.tensor(
+    random(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    shape,
+  );
+}
