@@ -2,10 +2,10 @@
  * `onepixel doctor`: which training backends this machine can run, and for each one that it
  * cannot, what is missing and the command that installs it. Exits 1 only when no backend works.
  */
-import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { initEngine, NATIVE_FIX, type BackendName } from '../nn/engine.js';
 import { ADDON_PATH, loadNative, nativeLoadError, nativeMissing } from '../nn/native/addon.js';
+import { startWebgpu, webgpuInfo } from '../nn/webgpu.js';
 
 export interface BackendReport {
   backend: BackendName;
@@ -42,19 +42,19 @@ async function tryBackend(name: 'wasm' | 'cpu', detail: string): Promise<Backend
   }
 }
 
-function webgpuReport(): BackendReport {
+/** webgpu: starts it (Vulkan on a GPU, else Mesa's software OpenGL) and names the adapter. */
+async function webgpuReport(): Promise<BackendReport> {
   try {
-    createRequire(import.meta.url).resolve('webgpu');
+    await startWebgpu();
+    const i = webgpuInfo();
+    const kind = i?.software ? 'software adapter: correct, far too slow to train' : 'GPU';
+    return { backend: 'webgpu', usable: true, detail: `${i?.api}: ${i?.adapter} (${kind})` };
+  } catch (e) {
     return {
       backend: 'webgpu',
       usable: false,
-      detail: "the 'webgpu' package is installed, but this build has no webgpu backend",
-    };
-  } catch {
-    return {
-      backend: 'webgpu',
-      usable: false,
-      detail: "not in this build (the 'webgpu' package is not installed)",
+      detail: (e as Error).message.split('; ')[0],
+      fix: 'apt-get install -y libvulkan1 (and the GPU driver), or libegl1 libegl-mesa0 libgl1-mesa-dri',
     };
   }
 }
@@ -66,9 +66,10 @@ export async function doctor(): Promise<BackendReport[]> {
     native,
     await tryBackend('wasm', 'tfjs-backend-wasm (XNNPACK, 128-bit SIMD), one thread per worker'),
     await tryBackend('cpu', "tfjs' pure-JavaScript backend (slow; a reference for tests)"),
-    webgpuReport(),
+    await webgpuReport(),
   ];
-  const picked = native.usable ? 'native' : reports[1].usable ? 'wasm' : null;
+  const gpu = reports[3].usable && !webgpuInfo()?.software;
+  const picked = native.usable ? 'native' : gpu ? 'webgpu' : reports[1].usable ? 'wasm' : null;
   reports.push({
     backend: 'auto',
     usable: picked !== null,
