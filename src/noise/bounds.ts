@@ -21,7 +21,7 @@ export function parseEpsilon(text: string, flag = '--epsilon'): number {
   if (ratio) value = Number(ratio[1]) / Number(ratio[2]);
   else if (/^[+-]?([0-9]*\.?[0-9]+)([eE][+-]?[0-9]+)?$/.test(t)) {
     value = Number(t);
-    if (Number.isInteger(value) && value >= 1) value /= 255;
+    if (/^[0-9]+$/.test(t) && value >= 1) value /= 255;
   } else
     fail(
       `${flag} '${text}': expected a fraction of the pixel range (0.0314), 8/255, or 8 (= 8/255)`,

@@ -67,11 +67,11 @@ async function emNoise(o: NoiseProtectOptions, train: Dataset, epsilon: number, 
   const dir = o.checkpoint ?? `${o.out.replace(/\/+$/, '')}.em-checkpoint`;
   const data = fingerprint(train);
   let resume = null;
-  if (o.force) await rm(dir, { recursive: true, force: true });
-  else if (o.resume) {
+  if (o.resume) {
     resume = await loadEmCheckpoint(dir, config, data);
     if (resume === null) fail(`${dir}: no EM checkpoint to resume (start without --resume)`);
-  } else if (await exists(dir))
+  } else if (o.force) await rm(dir, { recursive: true, force: true });
+  else if (await exists(dir))
     fail(`${dir}: an EM checkpoint exists; pass --resume to continue it or --force to start over`);
   const workers = o.workers ?? 1;
   const result = await generateEm(
@@ -101,7 +101,7 @@ async function emNoise(o: NoiseProtectOptions, train: Dataset, epsilon: number, 
     workers,
     history: result.state.history,
   };
-  return { noise: result.noise, classNoise: result.classNoise, record, checkpoint: dir };
+  return { noise: result.noise, classNoise: result.classNoise, record };
 }
 
 /** Protects a dataset on disk with a noise method; returns the manifest. */
@@ -120,7 +120,6 @@ export async function protectWithNoise(o: NoiseProtectOptions): Promise<Manifest
   const shape = [n, train.height, train.width, train.channels];
   let noise: Float32Array;
   let classNoise: Float32Array | null = null;
-  let checkpoint: string | null = null;
   const record: NoiseRecord = { file: NOISE_FILE, shape, epsilon, generator: 'file' };
   if (o.noiseFile) {
     noise = await readNoiseNpy(o.noiseFile, shape);
@@ -131,7 +130,7 @@ export async function protectWithNoise(o: NoiseProtectOptions): Promise<Manifest
     Object.assign(record, { generator: 'random', seed });
   } else {
     const em = await emNoise(o, train, epsilon, seed);
-    ({ noise, classNoise, checkpoint } = em);
+    ({ noise, classNoise } = em);
     Object.assign(record, { generator: 'em', seed, em: em.record });
     if (classNoise) record.classNoiseFile = 'class-noise.npy';
   }
@@ -184,7 +183,6 @@ export async function protectWithNoise(o: NoiseProtectOptions): Promise<Manifest
       ]);
     await writeFile(join(dir, MANIFEST), manifest);
   });
-  if (checkpoint) await rm(checkpoint, { recursive: true, force: true });
   return parseManifest(manifest, join(o.out, MANIFEST));
 }
 
