@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { protectedDatasets } from '../src/audit/matrix.js';
 import { type Dataset, streamOf } from '../src/data/dataset.js';
 import { readNpyFolder, writeNpy } from '../src/data/npy.js';
 import { byteBudget, perturbBytes } from '../src/noise/bounds.js';
@@ -182,5 +183,15 @@ describe('protect --method (noise)', () => {
         assert.equal(got[i * 3072 + j], want, `image ${i} byte ${j}`);
       }
     }
+    // audit columns are named by method (CIFAR-10-S only for CIFAR-10 itself)
+    const cols = await protectedDatasets([opsOut, out, s, out]);
+    assert.deepEqual(
+      cols.map((c) => c.name),
+      ['OPS', 'EM (em)', 'EM + OPS', 'EM (em)'],
+    );
+    assert.deepEqual(
+      cols.map((c) => c.kind),
+      ['ops', 'em', 'cifar10s', 'em'],
+    );
   });
 });
