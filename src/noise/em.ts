@@ -89,8 +89,9 @@ export interface EmState {
   trainPass: number;
   trainCursor: number;
   trainLoss: number;
-  /** Seconds spent in rounds finished and in the one under way. */
+  /** Seconds spent in rounds finished and in the one under way, and when that one began. */
   seconds: number;
+  roundStarted: number;
   history: EmRound[];
   stopped: 'accuracy' | 'max-rounds' | null;
 }
@@ -160,6 +161,7 @@ export function freshState(): EmState {
     trainCursor: 0,
     trainLoss: 0,
     seconds: 0,
+    roundStarted: 0,
     history: [],
     stopped: null,
   };
@@ -273,6 +275,7 @@ export async function generateEm(
       return await finish(false);
     }
     if (!state.trained) {
+      state.roundStarted = secondsBefore;
       // (a) the surrogate learns the currently perturbed data
       let lossSum = 0;
       for (let s = 0; s < c.trainSteps; s++) {
@@ -353,7 +356,7 @@ export async function generateEm(
       trainLoss: state.trainLoss,
       loss,
       accuracy,
-      seconds: elapsed() - secondsBefore,
+      seconds: elapsed() - (state.roundStarted ?? secondsBefore),
     };
     state.history.push(record);
     state.round++;
