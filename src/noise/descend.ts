@@ -12,6 +12,8 @@ export interface DescendParams {
   epsilon: number;
   stepSize: number;
   steps: number;
+  /** Largest number of images run at once (the wasm heap); default all. */
+  maxBatch?: number;
 }
 
 export function crossEntropy(logits: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
@@ -31,17 +33,34 @@ export function descendBatch(
   classes: number,
   p: DescendParams,
 ): Float32Array {
-  return tf.tidy(() => {
-    const x = tf.div(tf.tensor4d(clean, shape, 'float32'), 255) as tf.Tensor4D;
-    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
-    const adv = pgd((xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, y), x, {
-      epsilon: p.epsilon,
-      step: p.stepSize,
-      steps: p.steps,
-      start: tf.tensor4d(start, shape),
-      descend: true,
-      rng: new Rng(0),
+  const [n, h, w, ch] = shape;
+  const per = h * w * ch;
+  const chunk = Math.max(1, Math.min(n, p.maxBatch ?? n));
+  const out = new Float32Array(n * per);
+  for (let a = 0; a < n; a += chunk) {
+    const m = Math.min(chunk, n - a);
+    const part = tf.tidy(() => {
+      const dims: [number, number, number, number] = [m, h, w, ch];
+      const x = tf.div(
+        tf.tensor4d(clean.subarray(a * per, (a + m) * per), dims, 'float32'),
+        255,
+      ) as tf.Tensor4D;
+      const y = tf.oneHot(tf.tensor1d(labels.subarray(a, a + m), 'int32'), classes);
+      const adv = pgd(
+        (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, y),
+        x,
+        {
+          epsilon: p.epsilon,
+          step: p.stepSize,
+          steps: p.steps,
+          start: tf.tensor4d(start.subarray(a * per, (a + m) * per), dims),
+          descend: true,
+          rng: new Rng(0),
+        },
+      );
+      return tf.sub(adv, x).dataSync() as Float32Array;
     });
-    return tf.sub(adv, x).dataSync() as Float32Array;
-  });
+    out.set(part, a * per);
+  }
+  return out;
 }

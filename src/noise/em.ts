@@ -19,6 +19,7 @@ import { fail } from '../errors.js';
 import { buildModel, type ModelName } from '../nn/models/index.js';
 import { SGD, type SGDState } from '../nn/optim.js';
 import type { BackendName } from '../nn/engine.js';
+import { MICRO_BATCH } from '../train/loop.js';
 import { Rng } from '../train/rng.js';
 import { checkEpsilon, DEFAULT_EPSILON } from './bounds.js';
 import { crossEntropy, descendBatch } from './descend.js';
@@ -265,6 +266,10 @@ export async function generateEm(
   const nb = Math.ceil(n / c.noiseBatch);
   const noiseBatch = new Float32Array(c.noiseBatch * size);
   let lastSave = performance.now();
+  let orderPass = -1;
+  let order: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  const micro = Math.min(c.batchSize, MICRO_BATCH[c.model] ?? c.batchSize);
+  const params = { ...c, maxBatch: MICRO_BATCH[c.model] };
 
   while (state.round < c.maxRounds && state.stopped === null) {
     const t0 = performance.now();
@@ -283,20 +288,33 @@ export async function generateEm(
           state.trainPass++;
           state.trainCursor = 0;
         }
-        const order = passOrder(c.seed, state.trainPass, n);
+        if (orderPass !== state.trainPass) {
+          order = passOrder(c.seed, state.trainPass, n);
+          orderPass = state.trainPass;
+        }
         fill(trainBatch, order, state.trainCursor, c.batchSize);
+        // Large models run the batch in micro-batches (the wasm heap), gradients averaged.
         const loss = tf.tidy(() => {
-          const x = tf.tensor4d(trainBatch, [c.batchSize, ...shape]);
-          const y = labelsOf(order, state.trainCursor, c.batchSize);
-          const { value, grads } = tf.variableGrads(
-            () => crossEntropy(model.apply(x, { training: true }) as tf.Tensor, y),
-            vars,
-          );
-          sgd.step(
-            Object.fromEntries(Object.entries(grads).map(([k, g]) => [own.get(k) ?? k, g])),
-            c.lr,
-          );
-          return value.dataSync()[0];
+          let total = 0;
+          let sums: tf.NamedTensorMap = {};
+          for (let a = 0; a < c.batchSize; a += micro) {
+            const m = Math.min(micro, c.batchSize - a);
+            const x = tf.tensor4d(trainBatch.subarray(a * size, (a + m) * size), [m, ...shape]);
+            const y = labelsOf(order, state.trainCursor + a, m);
+            const { value, grads } = tf.variableGrads(
+              () => crossEntropy(model.apply(x, { training: true }) as tf.Tensor, y),
+              vars,
+            );
+            const w = m / c.batchSize;
+            const next: tf.NamedTensorMap = {};
+            for (const [k, g] of Object.entries(grads))
+              next[own.get(k) ?? k] =
+                a === 0 ? tf.mul(g, w) : tf.add(sums[own.get(k) ?? k], tf.mul(g, w));
+            sums = next;
+            total += value.dataSync()[0] * w;
+          }
+          sgd.step(sums, c.lr);
+          return total;
         });
         if (!Number.isFinite(loss))
           fail(`EM round ${state.round + 1}: surrogate loss is ${loss}; try a smaller --em-lr`);
@@ -325,8 +343,8 @@ export async function generateEm(
         const labels = train.labels.subarray(from, from + m);
         const dims: [number, number, number, number] = [m, ...shape];
         const moved = pool
-          ? await pool.descend(clean, start, labels, dims, classes, c)
-          : descendBatch(model, clean, start, labels, dims, classes, c);
+          ? await pool.descend(clean, start, labels, dims, classes, params)
+          : descendBatch(model, clean, start, labels, dims, classes, params);
         noise.set(moved, from * size);
       }
       hooks.onProgress?.('noise', from + m, n, state.round);

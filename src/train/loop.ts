@@ -128,7 +128,7 @@ export function evaluate(model: LayersModel, ds: Dataset, batch = 500): number {
  * micro-batches whose gradients are accumulated (batch norm then sees micro-batch statistics, as
  * under data-parallel training). The limits for the deeper models are conservative guesses.
  */
-const MICRO_BATCH: Partial<Record<ModelName, number>> = {
+export const MICRO_BATCH: Partial<Record<ModelName, number>> = {
   resnet18: 32,
   resnet50: 16,
   vgg16: 32,
