@@ -47,7 +47,28 @@ export {
 export { applyShortcut, applyToImage } from './shortcut/apply.js';
 export { protect, protectedStream, type ProtectOptions } from './protect.js';
 export { inspect, type InspectReport, type ClassReport } from './inspect.js';
-export { readManifest, type Manifest } from './manifest.js';
+export {
+  readManifest,
+  methodLabel,
+  METHODS,
+  type Manifest,
+  type Method,
+  type NoiseRecord,
+} from './manifest.js';
+export { protectWithNoise, noisyStream, type NoiseProtectOptions } from './noise/protect.js';
+export {
+  generateEm,
+  EM_DEFAULTS,
+  EM_MODES,
+  type EmConfig,
+  type EmMode,
+  type EmRound,
+  type EmSnapshot,
+} from './noise/em.js';
+export { randomNoise } from './noise/random.js';
+export { parseEpsilon, perturbBytes, DEFAULT_EPSILON } from './noise/bounds.js';
+export { readNoiseNpy, writeNoiseNpy } from './noise/npy.js';
+export { saveEmCheckpoint, loadEmCheckpoint } from './noise/checkpoint.js';
 export { VERSION } from './version.js';
 export { initEngine, BACKENDS, type BackendName } from './nn/engine.js';
 export { buildModel, MODELS, trainableParamCount, type ModelName } from './nn/models/index.js';
@@ -65,4 +86,4 @@ export {
 } from './train/loop.js';
 export { openTrainingData, materialize } from './train/data.js';
 export { PRESETS, PRESET_CONFIG } from './train/presets.js';
-export { runAudit, openAuditData } from './audit/matrix.js';
+export { runAudit, openAuditData, protectedDatasets } from './audit/matrix.js';

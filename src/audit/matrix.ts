@@ -9,6 +9,7 @@ import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
 import type { Dataset } from '../data/dataset.js';
 import type { ModelName } from '../nn/models/index.js';
+import { MANIFEST, methodLabel, readManifest } from '../manifest.js';
 import { exists } from '../output.js';
 import { type TrainingData, openTrainingData } from '../train/data.js';
 import { type EpochRecord, type TrainConfig, type TrainHooks, train } from '../train/loop.js';
@@ -126,4 +127,27 @@ export async function runAudit(
 
 export function datasetName(dir: string): string {
   return basename(dir.replace(/\/+$/, '')) || dir;
+}
+
+/**
+ * The protected columns, each named by its method from its manifest (OPS, EM, CIFAR-10-S, random
+ * noise), as in the paper's Table 5; folders without a manifest keep their folder name. Columns
+ * that would share a name get the folder name added.
+ */
+export async function protectedDatasets(dirs: string[]): Promise<AuditDataset[]> {
+  const found = await Promise.all(
+    dirs.map(async (dir) => {
+      if (!(await exists(join(dir, MANIFEST))))
+        return { dir, label: datasetName(dir), kind: 'protected' };
+      const m = await readManifest(dir);
+      return { dir, label: methodLabel(m), kind: m.method };
+    }),
+  );
+  const count = new Map<string, number>();
+  for (const f of found) count.set(f.label, (count.get(f.label) ?? 0) + 1);
+  return found.map((f) => ({
+    name: (count.get(f.label) ?? 0) > 1 ? `${f.label} (${datasetName(f.dir)})` : f.label,
+    dir: f.dir,
+    kind: f.kind,
+  }));
 }

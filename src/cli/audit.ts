@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { isModelName, MODELS, type ModelName } from '../nn/models/index.js';
-import { type AuditDataset, datasetName, runAudit } from '../audit/matrix.js';
+import { type AuditDataset, protectedDatasets, runAudit } from '../audit/matrix.js';
 import { markdownTable } from '../audit/report/table.js';
 import { reportHtml, samplesHtml } from '../audit/report/html.js';
 import { openTrainingData } from '../train/data.js';
@@ -63,7 +63,7 @@ export function auditCommand(): Command {
       strategies.forEach(parseStrategy);
       const datasets: AuditDataset[] = [
         { name: 'clean', dir: f.clean, kind: 'clean' },
-        ...list(f.protected).map((dir) => ({ name: datasetName(dir), dir, kind: 'protected' })),
+        ...(await protectedDatasets(list(f.protected))),
       ];
       const backend = await initEngine(f.backend);
       await mkdir(f.out, { recursive: true });

@@ -20,7 +20,13 @@ export function inspectCommand(): Command {
       }
       const m = r.manifest;
       const out = [
-        `${dir}: ${m.method} (objective ${m.objective}, ${m.pixelsPerClass} pixel(s) per class), ` +
+        `${dir}: ${m.method} (` +
+          (m.objective ? `objective ${m.objective}, ${m.pixelsPerClass} pixel(s) per class` : '') +
+          (m.objective && m.noise ? '; ' : '') +
+          (m.noise
+            ? `noise ε = ${(255 * m.noise.epsilon).toFixed(2)}/255 in ${m.noise.file}`
+            : '') +
+          '), ' +
           `${m.source.dataset} ${m.height}×${m.width}×${m.channels}, format ${m.output.format}, ` +
           `${m.output.train} train / ${m.output.test ?? 0} test images, onepixel ${m.version}`,
         `source: ${m.source.dataDir}${r.sourceNote ? ` (${r.sourceNote})` : ' (sha256 verified)'}`,

@@ -46,7 +46,7 @@ export function parseNpy(path: string, b: Buffer): NpyArray {
   return { descr, shape, data };
 }
 
-function npyHeader(descr: string, shape: number[]): Buffer {
+export function npyHeader(descr: string, shape: number[]): Buffer {
   const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
   let text = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${dims}), }`;
   const total = 10 + text.length + 1;

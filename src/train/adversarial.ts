@@ -20,13 +20,21 @@ export interface PgdOptions {
   rng: Rng;
   /** Start from a uniform point of the ε-ball (default true) or from x itself. */
   randomStart?: boolean;
+  /** Start from this point instead (inside the ball; not disposed). Overrides randomStart. */
+  start?: tf.Tensor4D;
+  /**
+   * Descend the loss instead of ascending it: error-*minimizing* noise (Huang et al. 2021) uses
+   * the same projected sign steps with the opposite sign. Default false (an attack).
+   */
+  descend?: boolean;
 }
 
 /** The paper's PGD settings. */
 export const PGD_DEFAULTS = { epsilon: 8 / 255, step: 2 / 255, steps: 10 } as const;
 
 /**
- * An adversarial version of `x` (a new tensor the caller disposes): maximises `lossOf` within the
+ * An adversarial version of `x` (a new tensor the caller disposes): maximises (or, with `descend`,
+ * minimises) `lossOf` within the
  * L∞ ball of radius ε around x, intersected with [0, 1]. `lossOf` maps a batch to a scalar loss
  * (e.g. the mean cross-entropy of the model on the true labels); only its gradient with respect to
  * the input is taken, the model's variables are not touched. Which mode the model runs in
@@ -49,8 +57,10 @@ export function pgd(
   const lower = tf.tidy(() => tf.maximum(tf.sub(x, epsilon), 0));
   const upper = tf.tidy(() => tf.minimum(tf.add(x, epsilon), 1));
   const grad = tf.grad((input: tf.Tensor) => lossOf(input as tf.Tensor4D));
+  const signedStep = opts.descend === true ? -step : step;
   try {
     let adv: tf.Tensor4D = tf.tidy(() => {
+      if (opts.start !== undefined) return tf.minimum(tf.maximum(opts.start, lower), upper);
       if (opts.randomStart === false) return tf.clone(x);
       const size = x.size;
       const noise = new Float32Array(size);
@@ -60,7 +70,7 @@ export function pgd(
     for (let k = 0; k < steps; k++) {
       const next = tf.tidy(() => {
         const g = grad(adv);
-        const moved = tf.add(adv, tf.mul(tf.sign(g), step));
+        const moved = tf.add(adv, tf.mul(tf.sign(g), signedStep));
         return tf.minimum(tf.maximum(moved, lower), upper) as tf.Tensor4D;
       });
       adv.dispose();

@@ -135,7 +135,7 @@ export async function evaluate(model: LayersModel, ds: Dataset, batch = 500): Pr
  * micro-batches whose gradients are accumulated (batch norm then sees micro-batch statistics, as
  * under data-parallel training). The limits for the deeper models are conservative guesses.
  */
-const MICRO_BATCH: Partial<Record<ModelName, number>> = {
+export const MICRO_BATCH: Partial<Record<ModelName, number>> = {
   resnet18: 32,
   resnet50: 16,
   vgg16: 32,
