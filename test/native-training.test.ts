@@ -109,3 +109,42 @@ for (const [model, batch, steps, tolerance, weightTolerance] of [
     },
   );
 }
+
+test(
+  'a ResNet-18 run on native trains and then evaluates (inference mode, padded convolutions)',
+  { skip },
+  async () => {
+    // Regression: convolutions folding their ZeroPadding2D input once read an input tfjs-layers
+    // had already freed in inference mode (crash in the epoch's evaluation).
+    await initEngine('native');
+    const c = await readCifar10(CIFAR_DIR);
+    const cut = (ds: Dataset, n: number): Dataset => ({
+      ...ds,
+      images: ds.images.slice(0, n * 3072),
+      labels: ds.labels.slice(0, n),
+    });
+    const { train } = await import('../src/train/loop.js');
+    const run = await train(
+      {
+        model: 'resnet18',
+        strategy: 'standard',
+        adversarial: null,
+        epochs: 1,
+        batchSize: 32,
+        lr: 0.05,
+        momentum: 0.9,
+        weightDecay: 5e-4,
+        schedule: 'constant',
+        milestones: [],
+        gamma: 0.1,
+        seed: 0,
+        workers: 1,
+      },
+      { train: cut(c.train, 64), test: cut(c.test as Dataset, 64) },
+      null,
+    );
+    const [r] = run.history;
+    assert.ok(Number.isFinite(r.trainLoss) && r.testAccuracy >= 0 && r.testAccuracy <= 1);
+    assert.equal(tf.getBackend(), 'native');
+  },
+);

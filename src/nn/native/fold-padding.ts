@@ -5,6 +5,7 @@
  * layer is such a convolution, the padded copy is not even made: the layer returns a tensor of the
  * padded shape with no data, which only those convolutions see (and never read). Otherwise the
  * copy is made for the other consumers. Same result; other backends run the layers unchanged.
+ * Training mode only (see the padding layer's call below).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -79,8 +80,12 @@ export function useFoldedPadding(): void {
   const padCall = padProto.call;
   padProto.call = function (this: PaddingLayer, inputs, kwargs) {
     const input = one(inputs);
+    // Inference (kwargs.training falsy): tfjs-layers' executor frees each intermediate tensor as
+    // soon as its last graph consumer has run, which here is this layer, so a folding convolution
+    // would read a freed input. Fold only in training mode, where the tape keeps it.
     if (
       tf.getBackend() !== NATIVE ||
+      !kwargs?.training ||
       !input ||
       input.rank !== 4 ||
       this.dataFormat !== 'channelsLast'
