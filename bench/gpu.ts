@@ -111,10 +111,12 @@ async function child(
       e.count++;
       by.set(name, e);
     }
+    const profiled = await tf.profile(() => compute());
+    tf.dispose(profiled.result as tf.Tensor);
     report.profile = {
       wallMs: info.wallMs,
       kernelMs: info.kernelMs,
-      kernels: (await tf.profile(() => compute())).kernelNames,
+      kernels: profiled.kernelNames,
       programs: [...by.entries()]
         .sort((a, b) => b[1].ms - a[1].ms)
         .map(([name, e]) => ({ name, ...e })),

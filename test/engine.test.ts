@@ -16,22 +16,9 @@ import {
 } from '../src/nn/wasm-kernels.js';
 import { createParallelTrainer } from '../src/nn/engine-parallel.js';
 import { OnepixelError } from '../src/errors.js';
+import { random } from './helpers.js';
 
 const TOLERANCE = 1e-4;
-
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
-function random(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);

@@ -216,3 +216,17 @@ export function headOf(ds: Dataset, n: number): Dataset {
   const s = imageSize(ds);
   return { ...ds, images: ds.images.slice(0, n * s), labels: ds.labels.slice(0, n) };
 }
+
+/** Deterministic uniform values in [-1, 1) (mulberry32). */
+export function random(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}

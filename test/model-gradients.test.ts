@@ -34,7 +34,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, type BackendName } from '../src/nn/engine.js';
 import { MODELS, buildModel, type ModelName } from '../src/nn/models/index.js';
-import { webgpuSkipReason } from './helpers.js';
+import { random, webgpuSkipReason } from './helpers.js';
 
 const CLASSES = 10;
 const MODEL_SEED = 1;
@@ -76,20 +76,6 @@ const CASES: Record<ModelName, Case> = {
   // WRN-28-1; groups at 16, 8, 4: n = 1024, 256, 64.
   wrn28: { height: 16, width: 16, batch: 4, widen: 1, inference: 1e-4, training: 1e-4 },
 };
-
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
-function random(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 // The cpu backend's filter gradient, loops reordered ------------------------------------------
 

@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, type BackendName } from '../src/nn/engine.js';
 import { nativeLoadError } from '../src/nn/native/index.js';
+import { random } from './helpers.js';
+
+export { random };
 
 /** False when the addon loads; otherwise why the native tests skip (never in CI). */
 export function noNative(): false | string {
@@ -15,20 +18,6 @@ export function noNative(): false | string {
   if (process.env.CI === 'true')
     throw new Error(`CI must build the native backend, but ${why} (scripts/setup.sh installs it)`);
   return `native backend not built: ${why}`;
-}
-
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
-export function random(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 /** ‖actual − expected‖∞ / ‖expected‖∞. */

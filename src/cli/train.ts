@@ -98,6 +98,7 @@ export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
   const preset = f.preset ? PRESET_CONFIG[f.preset] : {};
   const base = { ...PRESET_CONFIG.quick, gamma: 0.1, ...preset };
   const strategy = parseStrategy(f.strategy ?? (base.strategy as string) ?? 'standard');
+  const countermeasure = f.countermeasure ? parseCountermeasure(f.countermeasure) : null;
   return {
     model: f.model ?? base.model ?? 'lenet5',
     strategy: strategy.augment,
@@ -114,8 +115,8 @@ export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
     gamma: base.gamma ?? 0.1,
     seed: f.seed,
     ...(f.widen ? { widen: f.widen } : {}),
-    ...(f.countermeasure && parseCountermeasure(f.countermeasure).kind !== 'none'
-      ? { countermeasure: countermeasureName(parseCountermeasure(f.countermeasure)) }
+    ...(countermeasure && countermeasure.kind !== 'none'
+      ? { countermeasure: countermeasureName(countermeasure) }
       : {}),
     // wasm: both cores by default; native and webgpu train in one thread; adversarial: one thread.
     workers: f.workers ?? defaultWorkers(engine as BackendName, strategy.adversarial),
