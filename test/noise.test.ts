@@ -83,7 +83,7 @@ describe('random noise on real CIFAR-10', () => {
 });
 
 describe('error-minimizing noise', () => {
-  it('lowers a trained surrogate’s loss below clean and random-noise images', () => {
+  it('lowers a trained surrogate’s loss below clean and random-noise images', async () => {
     const model = buildModel('lenet5', ds, 10, { seed: 0 });
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const sgd = new SGD(Object.fromEntries(vars.map((v) => [v.name, v])));
@@ -119,7 +119,7 @@ describe('error-minimizing noise', () => {
         const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
         return crossEntropy(model.apply(xs, { training: false }) as tf.Tensor, y).dataSync()[0];
       });
-    const em = descendBatch(model, clean, x, labels, [m, 32, 32, 3], 10, {
+    const em = await descendBatch(model, clean, x, labels, [m, 32, 32, 3], 10, {
       epsilon: EPS,
       stepSize: 0.8 / 255,
       steps: 20,

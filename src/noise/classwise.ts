@@ -13,14 +13,14 @@ import type { EmConfig } from './em.js';
  * Class-wise: `steps` sign steps on the class noises, each descending the batch's loss summed over
  * the images of that class (δ kept in the ε-ball; images clipped to [0, 1]).
  */
-export function classStep(
+export async function classStep(
   model: LayersModel,
   train: Dataset,
   noise: Float32Array,
   from: number,
   m: number,
   c: EmConfig,
-): void {
+): Promise<void> {
   const size = imageSize(train);
   const classes = train.classNames.length;
   const shape: [number, number, number, number] = [m, train.height, train.width, train.channels];
@@ -42,9 +42,10 @@ export function classStep(
       const g = grad(d);
       d = tf.clipByValue(tf.sub(d, tf.mul(tf.sign(g), c.stepSize)), -c.epsilon, c.epsilon);
     }
-    return d.dataSync() as Float32Array;
+    return d;
   });
-  noise.set(next);
+  noise.set((await next.data()) as Float32Array);
+  next.dispose();
 }
 
 /** Per-image noise from class noises: clean/255 + δ[label], clipped to [0, 1], minus clean/255. */

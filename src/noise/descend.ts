@@ -24,7 +24,7 @@ export function crossEntropy(logits: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
  * New noise for m images: `clean` bytes (m·H·W·C), `start` the perturbed images (clean/255 + δ,
  * in [0, 1]), `labels` their classes. Returns δ' = adv − clean/255 (a fresh array).
  */
-export function descendBatch(
+export async function descendBatch(
   model: LayersModel,
   clean: Uint8Array,
   start: Float32Array,
@@ -32,7 +32,7 @@ export function descendBatch(
   shape: [number, number, number, number],
   classes: number,
   p: DescendParams,
-): Float32Array {
+): Promise<Float32Array> {
   const [n, h, w, ch] = shape;
   const per = h * w * ch;
   const chunk = Math.max(1, Math.min(n, p.maxBatch ?? n));
@@ -58,9 +58,11 @@ export function descendBatch(
           rng: new Rng(0),
         },
       );
-      return tf.sub(adv, x).dataSync() as Float32Array;
+      return tf.sub(adv, x);
     });
-    out.set(part, a * per);
+    // Read asynchronously: a GPU engine (webgpu) cannot read synchronously in Node.
+    out.set((await part.data()) as Float32Array, a * per);
+    part.dispose();
   }
   return out;
 }

@@ -297,8 +297,8 @@ export async function generateEm(
         }
         fill(trainBatch, order, state.trainCursor, c.batchSize);
         // Large models run the batch in micro-batches (the wasm heap), gradients averaged.
-        const loss = tf.tidy(() => {
-          let total = 0;
+        const lossT = tf.tidy(() => {
+          let total: tf.Tensor = tf.scalar(0);
           let sums: tf.NamedTensorMap = {};
           for (let a = 0; a < c.batchSize; a += micro) {
             const m = Math.min(micro, c.batchSize - a);
@@ -314,11 +314,14 @@ export async function generateEm(
               next[own.get(k) ?? k] =
                 a === 0 ? tf.mul(g, w) : tf.add(sums[own.get(k) ?? k], tf.mul(g, w));
             sums = next;
-            total += value.dataSync()[0] * w;
+            total = tf.add(total, tf.mul(value, w));
           }
           sgd.step(sums, c.lr);
           return total;
         });
+        // Read asynchronously: a GPU engine (webgpu) cannot read synchronously in Node.
+        const loss = (await lossT.data())[0];
+        lossT.dispose();
         if (!Number.isFinite(loss))
           fail(`EM round ${state.round + 1}: surrogate loss is ${loss}; try a smaller --em-lr`);
         lossSum += loss;
@@ -339,7 +342,7 @@ export async function generateEm(
       const from = state.batch * c.noiseBatch;
       const m = Math.min(c.noiseBatch, n - from);
       fill(noiseBatch, ids, from, m);
-      if (classwise) classStep(model, train, noise, from, m, c);
+      if (classwise) await classStep(model, train, noise, from, m, c);
       else {
         const clean = train.images.subarray(from * size, (from + m) * size);
         const start = noiseBatch.subarray(0, m * size);
@@ -347,7 +350,7 @@ export async function generateEm(
         const dims: [number, number, number, number] = [m, ...shape];
         const moved = pool
           ? await pool.descend(clean, start, labels, dims, classes, params)
-          : descendBatch(model, clean, start, labels, dims, classes, params);
+          : await descendBatch(model, clean, start, labels, dims, classes, params);
         noise.set(moved, from * size);
       }
       hooks.onProgress?.('noise', from + m, n, state.round);
@@ -361,7 +364,7 @@ export async function generateEm(
       }
     }
     // (c) how well the surrogate fits the perturbed data
-    const { loss, accuracy } = evaluatePerturbed(
+    const { loss, accuracy } = await evaluatePerturbed(
       model,
       n,
       c.noiseBatch,
@@ -394,7 +397,7 @@ export async function generateEm(
   return await finish(true);
 }
 
-function evaluatePerturbed(
+async function evaluatePerturbed(
   model: LayersModel,
   n: number,
   batch: number,
@@ -404,23 +407,25 @@ function evaluatePerturbed(
   labelsOf: (idx: ArrayLike<number>, from: number, m: number) => tf.Tensor,
   ids: ArrayLike<number>,
   progress: (done: number) => void,
-): { loss: number; accuracy: number } {
+): Promise<{ loss: number; accuracy: number }> {
   let correct = 0;
   let lossSum = 0;
   const size = shape[0] * shape[1] * shape[2];
   for (let from = 0; from < n; from += batch) {
     const m = Math.min(batch, n - from);
     fill(buf, ids, from, m);
-    const [l, k] = tf.tidy(() => {
+    const [lt, kt] = tf.tidy(() => {
       const y = labelsOf(ids, from, m);
       const logits = model.apply(tf.tensor4d(buf.subarray(0, m * size), [m, ...shape]), {
         training: false,
       }) as tf.Tensor;
       const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(y, -1)), 'float32'));
-      return [crossEntropy(logits, y).dataSync()[0] * m, hits.dataSync()[0]];
+      return [crossEntropy(logits, y), hits];
     });
-    lossSum += l;
-    correct += k;
+    const [l, k] = await Promise.all([lt.data(), kt.data()]);
+    tf.dispose([lt, kt]);
+    lossSum += l[0] * m;
+    correct += k[0];
     progress(from + m);
   }
   return { loss: lossSum / n, accuracy: correct / n };

@@ -28,7 +28,7 @@ async function handle(req: PoolRequest): Promise<PoolReply> {
     }
     case 'descend': {
       if (model === undefined) throw new Error('no model yet');
-      const noise = descendBatch(
+      const noise = await descendBatch(
         model,
         req.clean,
         req.start,

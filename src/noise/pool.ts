@@ -86,7 +86,9 @@ export async function createNoisePool(
   return {
     workers,
     async setWeights(m) {
-      const weights = m.weights.map((w) => w.read().dataSync() as Float32Array);
+      const weights = await Promise.all(
+        m.weights.map(async (w) => (await w.read().data()) as Float32Array),
+      );
       await Promise.all(links.map((l) => l.request({ kind: 'weights', weights })));
     },
     async descend(clean, start, labels, shape, classes, params) {
