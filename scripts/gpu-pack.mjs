@@ -46,7 +46,7 @@ mkdirSync(join(stage, 'app', 'node_modules'), { recursive: true });
 cpSync(join(root, 'dist'), join(stage, 'app', 'dist'), { recursive: true });
 cpSync(join(root, 'package.json'), join(stage, 'app', 'package.json'));
 mkdirSync(join(stage, 'app', 'bench'));
-for (const f of ['peer_train_torch.py'])
+for (const f of ['peer_train_torch.py', 'peer_quick_torch.py', 'peer_em_torch.py'])
   cpSync(join(root, 'bench', f), join(stage, 'app', 'bench', f));
 
 function copyPackage(name) {

@@ -6,6 +6,7 @@
 #   3. trains ResNet-18 with --backend webgpu on the clean and the protected subset, as many epochs
 #      as fit TRAIN_BUDGET_S each (from the measured speed), one-cycle lr 0.05, batch 128;
 #   4. the remaining bench rows if time is left.
+# MODE=profile: where a step's GPU time goes, and the quick preset. MODE=em: EM generation time.
 # Results go to $OUT (or ./gpu-out). Usage: bash scripts/gpu-run.sh [TRAIN_BUDGET_S]
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -36,6 +37,34 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 CLI="$NODE $APP/dist/src/cli/main.js"
 log "node $($NODE -v); doctor-ish check"
 $NODE -e "import('$APP/dist/src/nn/engine.js').then(async m => { console.log(await m.initEngine('webgpu')); const w = await import('$APP/dist/src/nn/webgpu.js'); console.log(JSON.stringify(w.webgpuInfo())); })" 2>&1 | tail -3 | tee -a "$OUT/run.log"
+
+if [ "${MODE:-}" = em ]; then
+  # EM generation time on the subset (sample-wise, LeNet-5 surrogate, the defaults otherwise):
+  # PyTorch CUDA and onepixel on EM_BACKEND (webgpu; wasm for a rehearsal without a GPU), the same
+  # rounds; then onepixel with larger noise-pass batches (fewer, larger GPU dispatches).
+  ROUNDS=${ROUNDS:-3}
+  n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))
+  log "EM peer: PyTorch ${PEER_DEVICE:-cuda}, $n images, $ROUNDS rounds"
+  timeout 90 ${PYTHON:-python3} $APP/bench/peer_em_torch.py --data-dir $DATA/c10-clean --images $n \
+    --rounds $ROUNDS --device ${PEER_DEVICE:-cuda} > "$OUT/em-peer.jsonl" 2>> "$OUT/em.log"
+  tail -2 "$OUT/em-peer.jsonl" | tee -a "$OUT/run.log"
+  log "EM peer to the stopping rule (99 %), at most 40 rounds"
+  timeout 90 ${PYTHON:-python3} $APP/bench/peer_em_torch.py --data-dir $DATA/c10-clean --images $n \
+    --rounds 40 --device ${PEER_DEVICE:-cuda} > "$OUT/em-peer-stop.jsonl" 2>> "$OUT/em.log"
+  tail -2 "$OUT/em-peer-stop.jsonl" | tee -a "$OUT/run.log"
+  for nb in 500 ${BIG_BATCH:-2500}; do
+    r=$ROUNDS
+    [ "$nb" != 500 ] && r=1
+    log "EM onepixel ${EM_BACKEND:-webgpu}, noise batch $nb, $r rounds"
+    timeout ${EM_TIMEOUT_S:-150} $NODE $APP/dist/bench/em.js --data-dir $DATA/c10-clean \
+      --images $n --backend ${EM_BACKEND:-webgpu} --rounds $r --noise-batch $nb \
+      > "$OUT/em-$nb.jsonl" 2>> "$OUT/em.log"
+    grep -v '"phase"' "$OUT/em-$nb.jsonl" | tee -a "$OUT/run.log"
+    grep '"phase"' "$OUT/em-$nb.jsonl" | tail -1 | tee -a "$OUT/run.log"
+  done
+  log "done"
+  exit 0
+fi
 
 if [ "${MODE:-}" = profile ]; then
   # Where a step's GPU time goes (timestamp queries), then the quick preset (LeNet-5, 15 epochs)
