@@ -7,6 +7,7 @@
 #      as fit TRAIN_BUDGET_S each (from the measured speed), one-cycle lr 0.05, batch 128;
 #   4. the remaining bench rows if time is left.
 # MODE=profile: where a step's GPU time goes, and the quick preset. MODE=em: EM generation time.
+# MODE=em-train: EM to its stopping rule, CIFAR-10-S, and the quick preset on each.
 # Results go to $OUT (or ./gpu-out). Usage: bash scripts/gpu-run.sh [TRAIN_BUDGET_S]
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -61,6 +62,34 @@ if [ "${MODE:-}" = em ]; then
       > "$OUT/em-$nb.jsonl" 2>> "$OUT/em.log"
     grep -v '"phase"' "$OUT/em-$nb.jsonl" | tee -a "$OUT/run.log"
     grep '"phase"' "$OUT/em-$nb.jsonl" | tail -1 | tee -a "$OUT/run.log"
+  done
+  log "done"
+  exit 0
+fi
+
+if [ "${MODE:-}" = em-train ]; then
+  # EM on EM_BACKEND to its stopping rule through the CLI (noise batch NB), CIFAR-10-S from that
+  # noise, then the quick preset (LeNet-5) on the EM, CIFAR-10-S and clean subsets; the PyTorch
+  # peer to the same stopping rule with the same noise batch first.
+  NB=${NB:-2500}
+  B=${EM_BACKEND:-webgpu}
+  n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))
+  log "EM peer to the stopping rule, noise batch $NB"
+  timeout 90 ${PYTHON:-python3} $APP/bench/peer_em_torch.py --data-dir $DATA/c10-clean --images $n \
+    --rounds 40 --noise-batch $NB --device ${PEER_DEVICE:-cuda} > "$OUT/em-peer-stop-$NB.jsonl"
+  tail -1 "$OUT/em-peer-stop-$NB.jsonl" | tee -a "$OUT/run.log"
+  log "protect --method em on $B, noise batch $NB, at most ${MAX_ROUNDS:-30} rounds"
+  timeout -s INT ${EM_TIMEOUT_S:-240} $CLI protect --method em --dataset cifar10 \
+    --data-dir $DATA/c10-clean --out $DATA/c10-em --backend $B --em-noise-batch $NB \
+    --max-rounds ${MAX_ROUNDS:-30} --json > "$OUT/em-manifest.json" 2> "$OUT/em-cli.log"
+  grep "EM round" "$OUT/em-cli.log" | tail -3 | tee -a "$OUT/run.log"
+  $CLI protect --method cifar10s --dataset cifar10 --data-dir $DATA/c10-clean --out $DATA/c10-s \
+    --noise $DATA/c10-em/noise.npy --json > "$OUT/s-manifest.json" 2>> "$OUT/em-cli.log"
+  for d in em s clean; do
+    log "quick preset on $d"
+    timeout -s INT ${TRAIN_TIMEOUT_S:-100} $CLI train --data $DATA/c10-$d --preset quick --backend $B \
+      --seed 0 --results "$OUT/quick-$d.json" --checkpoint /tmp/ckpt-q-$d 2>&1 | grep -v Warning |
+      tail -2 | tee -a "$OUT/run.log"
   done
   log "done"
   exit 0

@@ -124,6 +124,19 @@ describe('protect --method (noise)', () => {
     assert.equal(m.method, 'em');
     assert.equal(m.noise.em.rounds, 1);
     assert.equal(m.noise.em.config.model, 'lenet5');
+    // --json: stdout is the manifest alone; the round lines go to stderr.
+    const j = await run([
+      ...base(`${out}-j`),
+      '--method',
+      'em',
+      '--max-rounds',
+      '1',
+      '--json',
+      ...EM_FAST,
+    ]);
+    assert.equal(j.code, 0, j.stderr);
+    assert.equal((JSON.parse(j.stdout) as { method: string }).method, 'em');
+    assert.match(j.stderr, /EM round {3}1 /);
     const again = await run([
       ...base(out),
       ...['--method', 'em', '--max-rounds', '2', '--resume', '--force'],

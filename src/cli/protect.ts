@@ -159,7 +159,8 @@ async function runNoise(f: Flags, progress: ReturnType<typeof phaseProgress>) {
       onRound: (r) => {
         bar?.stop();
         barKey = '';
-        process.stdout.write(
+        // With --json, stdout carries the manifest alone.
+        (f.json ? process.stderr : process.stdout).write(
           `EM round ${String(r.round).padStart(3)}  surrogate train loss ${r.trainLoss.toFixed(4)}  ` +
             `perturbed-set loss ${r.loss.toFixed(4)}  accuracy ${(100 * r.accuracy).toFixed(2)}%  ` +
             `${r.seconds.toFixed(1)} s\n`,
