@@ -2,6 +2,8 @@
  * The audit matrix: every (dataset × model × strategy) cell trained with the same protocol and
  * measured on the one clean test set. Each cell keeps its own results and checkpoint under the
  * audit folder, so a killed audit resumes where it stopped and finished cells are not redone.
+ * Countermeasures (src/train/countermeasures.ts) add rows: `standard+jpeg:10` is the standard
+ * strategy trained on JPEG-compressed copies of each dataset's training images.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -12,6 +14,11 @@ import type { ModelName } from '../nn/models/index.js';
 import { MANIFEST, methodLabel, readManifest } from '../manifest.js';
 import { exists } from '../output.js';
 import { type TrainingData, openTrainingData } from '../train/data.js';
+import {
+  applyCountermeasure,
+  countermeasureName,
+  parseCountermeasure,
+} from '../train/countermeasures.js';
 import { type EpochRecord, type TrainConfig, type TrainHooks, train } from '../train/loop.js';
 import { csvLog, summarize, type TrainResults, writeFileAtomic } from '../train/results.js';
 
@@ -26,6 +33,7 @@ export interface AuditDataset {
 export interface AuditCell {
   dataset: string;
   model: ModelName;
+  /** The row: the strategy, with `+countermeasure` when one was applied. */
   strategy: string;
   results: TrainResults;
 }
@@ -34,8 +42,10 @@ export interface AuditPlan {
   datasets: AuditDataset[];
   models: ModelName[];
   strategies: string[];
-  /** Config of a cell, from its model and strategy. */
-  configFor: (model: ModelName, strategy: string) => TrainConfig;
+  /** Countermeasures applied to the training images (`none` for the plain rows); default none. */
+  countermeasures?: string[];
+  /** Config of a cell, from its model, strategy and countermeasure (null: none). */
+  configFor: (model: ModelName, strategy: string, countermeasure: string | null) => TrainConfig;
   backend: string;
   preset: string | null;
 }
@@ -65,6 +75,23 @@ export async function openAuditData(datasets: AuditDataset[]): Promise<Map<strin
   return out;
 }
 
+/** The rows of an audit: each strategy with each countermeasure ('none' adds the plain row). */
+export function auditRows(
+  strategies: string[],
+  countermeasures: string[] = ['none'],
+): Array<{ row: string; strategy: string; countermeasure: string | null }> {
+  const names = countermeasures.map((c) =>
+    countermeasureName(parseCountermeasure(c, '--countermeasures')),
+  );
+  return strategies.flatMap((strategy) =>
+    names.map((c) =>
+      c === 'none'
+        ? { row: strategy, strategy, countermeasure: null }
+        : { row: `${strategy}+${c}`, strategy, countermeasure: c },
+    ),
+  );
+}
+
 export function cellName(dataset: string, model: string, strategy: string): string {
   return `${dataset}__${model}__${strategy}`.replace(/[^A-Za-z0-9_.+-]/g, '_');
 }
@@ -79,25 +106,44 @@ export async function runAudit(
   const data = await openAuditData(plan.datasets);
   await mkdir(join(outDir, 'cells'), { recursive: true });
   const cells: AuditCell[] = [];
-  for (const strategy of plan.strategies) {
+  const transformed = new Map<string, TrainingData>();
+  /** A dataset's training images under a countermeasure (made once, kept for the other models). */
+  const dataFor = async (name: string, countermeasure: string | null) => {
+    const plain = data.get(name) as TrainingData;
+    if (countermeasure === null) return plain;
+    const key = `${name}\n${countermeasure}`;
+    let d = transformed.get(key);
+    if (!d) {
+      d = {
+        ...plain,
+        train: await applyCountermeasure(plain.train, parseCountermeasure(countermeasure)),
+      };
+      transformed.set(key, d);
+    }
+    return d;
+  };
+  for (const { row, strategy, countermeasure } of auditRows(
+    plan.strategies,
+    plan.countermeasures,
+  )) {
     for (const model of plan.models) {
       for (const d of plan.datasets) {
-        const name = cellName(d.name, model, strategy);
+        const name = cellName(d.name, model, row);
         const resultsPath = join(outDir, 'cells', `${name}.json`);
         if (await exists(resultsPath)) {
           const prev = JSON.parse(await readFile(resultsPath, 'utf8')) as TrainResults;
           if (prev.finished) {
-            cells.push({ dataset: d.name, model, strategy, results: prev });
+            cells.push({ dataset: d.name, model, strategy: row, results: prev });
             log(`${name}: done before (${(100 * (prev.finalTestAccuracy ?? 0)).toFixed(2)}%)`);
             continue;
           }
         }
-        const config = plan.configFor(model, strategy);
+        const config = plan.configFor(model, strategy, countermeasure);
         const history: EpochRecord[] = [];
         const h = hooks(name);
         const run = await train(
           config,
-          data.get(d.name) as TrainingData,
+          await dataFor(d.name, countermeasure),
           join(outDir, 'cells', `${name}.ckpt`),
           {
             ...h,
@@ -111,13 +157,13 @@ export async function runAudit(
         const results = summarize(config, run.history, {
           backend: plan.backend,
           data: d.dir,
-          strategy,
+          strategy: row,
           finished: run.finished,
           preset: plan.preset,
         });
         await writeFileAtomic(resultsPath, JSON.stringify(results, null, 2) + '\n');
         if (!run.finished) return cells;
-        cells.push({ dataset: d.name, model, strategy, results });
+        cells.push({ dataset: d.name, model, strategy: row, results });
         log(`${name}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`);
       }
     }

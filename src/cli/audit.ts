@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { isModelName, MODELS, type ModelName } from '../nn/models/index.js';
-import { type AuditDataset, protectedDatasets, runAudit } from '../audit/matrix.js';
+import { type AuditDataset, auditRows, protectedDatasets, runAudit } from '../audit/matrix.js';
 import { markdownTable } from '../audit/report/table.js';
 import { reportHtml, samplesHtml } from '../audit/report/html.js';
 import { openTrainingData } from '../train/data.js';
@@ -22,6 +22,7 @@ interface Flags {
   protected: string;
   models: string;
   strategies: string;
+  countermeasures: string;
   preset?: PresetName;
   epochs?: number;
   seed: number;
@@ -48,6 +49,12 @@ export function auditCommand(): Command {
       'strategies, comma-separated (see onepixel train --help)',
       'standard',
     )
+    .option(
+      '--countermeasures <names>',
+      'also train on the training images after each of these, comma-separated: none (the plain ' +
+        'rows), grayscale, jpeg[:quality] (default quality 10); rows become strategy+countermeasure',
+      'none',
+    )
     .addOption(
       new Option('--preset <name>', 'protocol for every cell').choices(PRESETS).default('quick'),
     )
@@ -61,6 +68,8 @@ export function auditCommand(): Command {
         if (!isModelName(m)) fail(`unknown model '${m}' (--models); valid: ${MODELS.join(', ')}`);
       const strategies = list(f.strategies);
       strategies.forEach(parseStrategy);
+      const countermeasures = list(f.countermeasures);
+      const rows = auditRows(strategies, countermeasures).map((r) => r.row);
       const datasets: AuditDataset[] = [
         { name: 'clean', dir: f.clean, kind: 'clean' },
         ...(await protectedDatasets(list(f.protected))),
@@ -80,7 +89,8 @@ export function auditCommand(): Command {
           datasets,
           models: models as ModelName[],
           strategies,
-          configFor: (model, strategy) =>
+          countermeasures,
+          configFor: (model, strategy, countermeasure) =>
             configFrom(
               {
                 data: '',
@@ -95,6 +105,7 @@ export function auditCommand(): Command {
                 attackSteps: 10,
                 resume: false,
                 force: false,
+                ...(countermeasure ? { countermeasure } : {}),
               },
               backend,
             ),
@@ -121,9 +132,9 @@ export function auditCommand(): Command {
         }),
         (line) => process.stdout.write(line + '\n'),
       );
-      const layout = { models, strategies, datasets: datasets.map((d) => d.name) };
+      const layout = { models, strategies: rows, datasets: datasets.map((d) => d.name) };
       const table = markdownTable(cells, layout);
-      const done = cells.length === models.length * strategies.length * datasets.length;
+      const done = cells.length === models.length * rows.length * datasets.length;
       await writeFileAtomic(
         join(f.out, 'results.json'),
         JSON.stringify(
@@ -134,6 +145,8 @@ export function auditCommand(): Command {
             datasets,
             models,
             strategies,
+            countermeasures,
+            rows,
             cells,
           },
           null,
@@ -158,6 +171,12 @@ export function auditCommand(): Command {
         samples,
         notes: [
           `Final clean-test accuracy after training on each dataset (backend ${backend}, preset ${f.preset ?? 'custom'}, seed ${f.seed}).`,
+          ...(rows.length > strategies.length
+            ? [
+                'Rows strategy+countermeasure: every column’s training images went through the ' +
+                  'countermeasure first; the test set is the untouched clean one.',
+              ]
+            : []),
           done ? 'All cells finished.' : 'Incomplete: run the same command again to resume.',
         ],
       });
