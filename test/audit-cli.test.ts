@@ -4,7 +4,6 @@
  * countermeasure name.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,23 +11,11 @@ import { before, describe, it } from 'node:test';
 import { streamOf } from '../src/data/dataset.js';
 import { writeNpy } from '../src/data/npy.js';
 import type { TrainResults } from '../src/train/results.js';
-import { cifarClassNames, cifarDataset, cifarRecords, tempDirs } from './helpers.js';
+import { cifarClassNames, cifarDataset, cifarRecords, tempDirs, runCli } from './helpers.js';
 
-const CLI = path.join(process.cwd(), 'dist/src/cli/main.js');
 const tmp = tempDirs('audit-cli');
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
-  delete env.NODE_TEST_CONTEXT;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args);
 
 describe('audit', () => {
   let clean: string;

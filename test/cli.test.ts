@@ -14,9 +14,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
+import { CLI, childEnv, type CliResult as Result, runCli } from './helpers.js';
 
 const ROOT = process.cwd();
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const CIFAR_DIR = path.resolve(ROOT, '../shared/data/cifar-10-batches-bin');
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 const HAVE_CIFAR = existsSync(path.join(CIFAR_DIR, 'data_batch_5.bin'));
@@ -45,13 +45,6 @@ const VERSION = (
   }
 ).version;
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 interface Pixel {
   row: number;
   col: number;
@@ -74,35 +67,6 @@ interface ManifestJson {
   };
   output: { format: string; train: number; test: number | null };
   version: string;
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
-  delete env.NODE_TEST_CONTEXT;
-  return env;
-}
-
-/** Runs the CLI to completion; kills it (and fails) after `timeoutMs`. */
-function runCli(args: string[], timeoutMs = 60_000): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv() });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`onepixel ${args.join(' ')}: still running after ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
 }
 
 function sha256(bytes: Uint8Array): string {

@@ -3,7 +3,7 @@
  * hand decoders for the raw CIFAR-10 / IDX bytes (independent of src/) to check the readers against.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -229,4 +229,44 @@ export function random(n: number, seed: number): Float32Array {
     out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
   }
   return out;
+}
+
+/** The built CLI, as the tests run it. */
+export const CLI = path.join(process.cwd(), 'dist/src/cli/main.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of a CLI child: CI (no progress bars), outside the parent's test runner. */
+export function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
+/** Runs the CLI to completion; kills it (and fails) after `timeoutMs`. */
+export function runCli(args: string[], timeoutMs = 300_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`onepixel ${args.join(' ')}: still running after ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }

@@ -5,7 +5,6 @@
  * noise with the OPS pixel of a search on the clean images written over it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,23 +14,11 @@ import { type Dataset, streamOf } from '../src/data/dataset.js';
 import { readNpyFolder, writeNpy } from '../src/data/npy.js';
 import { byteBudget, perturbBytes } from '../src/noise/bounds.js';
 import { readNoiseNpy } from '../src/noise/npy.js';
-import { cifarClassNames, cifarDataset, cifarRecords, tempDirs } from './helpers.js';
+import { cifarClassNames, cifarDataset, cifarRecords, tempDirs, runCli } from './helpers.js';
 
-const CLI = path.join(process.cwd(), 'dist/src/cli/main.js');
 const tmp = tempDirs('noise-cli');
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
-  delete env.NODE_TEST_CONTEXT;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args);
 
 const cut = (d: Dataset, n: number): Dataset => ({
   ...d,
