@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   BatchMatMul,
   Conv2D,
+  Conv2DBackpropInput,
   FusedConv2D,
   getGradient,
   registerGradient,
@@ -23,6 +24,8 @@ import {
   type NamedAttrMap,
 } from '@tensorflow/tfjs-core';
 import { NATIVE } from './backend.js';
+import { gradientUnwanted } from './backprop.js';
+import { CONV_INPUT_GRAD_ONLY } from './kernels-conv.js';
 
 type ConvArgs = Parameters<typeof tf.fused.conv2d>[0];
 type MatMulArgs = Parameters<typeof tf.fused.matMul>[0];
@@ -69,8 +72,13 @@ function convDirect(a: ConvArgs): tf.Tensor | null {
     dilations: [1, 1],
     dimRoundingMode: a.dimRoundingMode,
     activation: 'linear',
+    inputShape: x.shape,
   };
-  return tf.engine().runKernel(FusedConv2D, inputs, attrs as unknown as NamedAttrMap) as tf.Tensor;
+  // When no weight gradient will be wanted, the input need not be kept for one.
+  const kernel = gradientUnwanted(filter, bias as tf.Tensor | undefined)
+    ? CONV_INPUT_GRAD_ONLY
+    : FusedConv2D;
+  return tf.engine().runKernel(kernel, inputs, attrs as unknown as NamedAttrMap) as tf.Tensor;
 }
 
 function matMulDirect(m: MatMulArgs): tf.Tensor | null {
@@ -110,6 +118,16 @@ export function useLazyFusedGradients(): void {
       const [x, filter] = saved;
       const d = dy as tf.Tensor;
       return { ...conv.gradFunc(d, [x, filter], attrs), bias: () => biasGrad(d) };
+    },
+  });
+  registerGradient({
+    kernelName: CONV_INPUT_GRAD_ONLY,
+    inputsToSave: ['filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const [filter] = saved;
+      const d = dy as tf.Tensor;
+      const run = () => tf.engine().runKernel(Conv2DBackpropInput, { dy: d, filter }, attrs);
+      return { x: run as () => tf.Tensor };
     },
   });
   registerGradient({
