@@ -347,6 +347,21 @@ for (const [op, f] of [
   });
 }
 
+test(
+  'native Sum and Mean over many narrow rows (a bias gradient: blocks, flushes, a remainder)',
+  { skip },
+  () =>
+    agree(
+      'narrow column sums',
+      () =>
+        [6, 16, 7].flatMap((c) => [
+          tf.sum(rand([7, 9, 11, c], 30), [0, 1, 2]),
+          tf.mean(rand([5, 9, 11, c], 31), [0, 1, 2]),
+        ]),
+      FWD,
+    ),
+);
+
 for (const [axis, keepDims] of [
   [[0, 1, 2], false],
   [-1, false],
