@@ -180,6 +180,8 @@ test(
   'native BatchMatMul with a broadcast batch, and _FusedMatMul with bias + ReLU',
   { skip },
   async () => {
+    // (products under 2^23 multiply-adds run on one thread: this one runs on all)
+    await agree('large matmul', () => [tf.matMul(rand([256, 512], 13), rand([512, 130], 14))], FWD);
     // (tfjs has no gradient for a broadcast batch: the forward pass only)
     await agree('batch matmul', () => [tf.matMul(rand([3, 5, 7], 8), rand([7, 4], 9))], FWD);
     await agree(
