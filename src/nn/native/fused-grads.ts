@@ -9,8 +9,10 @@
  * On the native backend, the plain cases (NHWC, linear activation, undilated, a bias of one value
  * per output channel, float32) run the FusedConv2D / _FusedMatMul kernel directly instead, recorded
  * on the tape with the registered gradients below, whose parts are separate thunks: the lean
- * backward pass (./backprop.ts) calls only those on its path, and so does tfjs' own. Any other case,
- * and other backends, run tfjs' op unchanged.
+ * backward pass (./backprop.ts) calls only those on its path, and so does tfjs' own. When the
+ * gradient being recorded will want neither the filter's nor the bias's (./backprop.ts'
+ * `gradientUnwanted`: PGD), a convolution runs as CONV_INPUT_GRAD_ONLY, which saves the filter but
+ * not its input. Any other case, and other backends, run tfjs' op unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
