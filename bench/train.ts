@@ -27,6 +27,10 @@
  *   the gradient of the loss with respect to the input, model in inference mode, then the signed
  *   step and the projection.
  *
+ * Steps per measurement (warm-up + timed; `--quick` halves the timed ones): LeNet-5 10 + 50 (its
+ * step is 10–30 ms, so a handful of steps measured mostly the machine's noise), the small CNN and
+ * ResNet-18 1 + 3 (wasm's ResNet-18 1 + 2).
+ *
  * Each onepixel measurement runs in its own child process (a fresh wasm heap; a wasm abort cannot
  * take the bench down); the PyTorch peer (2 threads) runs right after the onepixel rows of the
  * same model and mode, so both see about the same machine load. A table goes to stderr; stdout
@@ -340,7 +344,7 @@ function specs(
   const q = (steps: number) => (quick ? Math.max(1, Math.ceil(steps / 2)) : steps);
   const out: Spec[] = [];
   const models = [
-    { model: 'lenet5', batch: 128, warmup: 2, steps: q(5) },
+    { model: 'lenet5', batch: 128, warmup: 10, steps: q(50) },
     { model: 'smallcnn', batch: 128, warmup: 1, steps: q(3) },
     { model: 'resnet18', batch: resnetBatch, warmup: 1, steps: q(3) },
   ] as const;

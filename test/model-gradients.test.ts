@@ -1,15 +1,17 @@
 // Whole-model gradients: for every model of the zoo, the gradients of the training loss (mean
-// softmax cross-entropy) with respect to every trainable weight and to the input agree between the
-// wasm backend and tfjs' pure-JS cpu backend. Each model is built once on cpu (seeded) and its
-// weights, batch-norm statistics included, are copied into the wasm build. Two modes, one pass
-// each: inference mode (batch norm on its moving statistics; what PGD differentiates, see
-// src/train/loop.ts) and training mode (batch statistics; what a training step differentiates).
+// softmax cross-entropy) with respect to every trainable weight and to the input agree between
+// tfjs' pure-JS cpu backend and wasm (and native and webgpu, where they run). Each model is built
+// once on cpu (seeded) and its weights, batch-norm statistics included, are copied into the other
+// backend's build. Two modes, one pass each: inference mode (batch norm on its moving statistics;
+// what PGD differentiates, see src/train/loop.ts) and training mode (batch statistics; what a
+// training step differentiates).
 //
 // Relative error of a tensor: max |wasm − cpu| / max |cpu|. Measured with the cases below:
 // inference mode ≤ 3e-6 for every model and tensor; training mode 8e-7 (lenet5), 4e-6 (smallcnn),
 // 1.1e-5 (resnet18), 1.3e-5 (wrn28), 3.6e-5 (vgg16), 5.7e-5 (densenet121), 0.10 (resnet50, see its
 // case). Tolerances: 1e-4 in inference mode; in training mode 1e-4 for the shallow models, 1e-3
-// for the deep batch-norm ones, 0.5 for ResNet-50. The whole file takes 35–50 s on 2 cores.
+// for the deep batch-norm ones, 0.5 for ResNet-50. Native: ≤ 4e-6 in inference mode, ≤ 2e-5 in
+// training mode (ResNet-50 0.09). The whole file takes 35–50 s on 2 cores.
 //
 // Why such small inputs:
 // 1. tfjs' cpu backend is slow: one ResNet-18 pass at 32×32, batch 4, takes ~40 s even with the
@@ -35,6 +37,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, type BackendName } from '../src/nn/engine.js';
 import { MODELS, buildModel, type ModelName } from '../src/nn/models/index.js';
 import { random, webgpuSkipReason } from './helpers.js';
+import { noNative } from './native-helpers.js';
 
 const CLASSES = 10;
 const MODEL_SEED = 1;
@@ -49,6 +52,10 @@ interface Case {
   inference: number;
   /** The same in training mode. */
   training: number;
+  /** Another input seed than {@link INPUT_SEED}, where that one hits a near tie on some backend. */
+  inputSeed?: number;
+  /** Why native is not compared with cpu on this case (false: it is). */
+  nativeSkip?: string;
 }
 
 const CASES: Record<ModelName, Case> = {
@@ -68,11 +75,23 @@ const CASES: Record<ModelName, Case> = {
   // checked tightly by the other batch-norm models, and ResNet-50's own layers (bottlenecks,
   // strided 1×1 shortcuts) by inference mode.
   resnet50: { height: 9, width: 9, batch: 2, inference: 1e-4, training: 0.5 },
-  // Blocks at 17, 9, 5, 3, 2 (max pools rounding up): n = 578, 162, 50, 18, 8.
-  vgg16: { height: 17, width: 17, batch: 2, inference: 1e-4, training: 1e-3 },
+  // Blocks at 17, 9, 5, 3, 2 (max pools rounding up): n = 578, 162, 50, 18, 8. Seed 19: seed 17
+  // hits a near tie on native in training mode (4.5e-2), 18 on native in inference mode, 20 on wasm
+  // in training mode; on 19 both stay under 5e-5.
+  vgg16: { height: 17, width: 17, batch: 2, inference: 1e-4, training: 1e-3, inputSeed: 19 },
   // Dense blocks at 4, 2, 1, 1: n = 256, 64, 16, 16. (At 9×9, batch 4, which keeps every block at
   // 2×2 or more, two input seeds in three hit a near tie.)
-  densenet121: { height: 4, width: 4, batch: 16, inference: 1e-4, training: 1e-3 },
+  // Not on native: its transitions average-pool 1×1 maps with a 2×2 `same` window, where the cpu
+  // backend's AvgPoolGrad divides by 4 instead of the 1 pixel its forward pass averaged (native
+  // gets 4× cpu's gradients, the true ones: see the odd-size pooling test in native-kernels).
+  densenet121: {
+    height: 4,
+    width: 4,
+    batch: 16,
+    inference: 1e-4,
+    training: 1e-3,
+    nativeSkip: "cpu's AvgPoolGrad is wrong on these 1×1 transitions (see CASES)",
+  },
   // WRN-28-1; groups at 16, 8, 4: n = 1024, 256, 64.
   wrn28: { height: 16, width: 16, batch: 4, widen: 1, inference: 1e-4, training: 1e-4 },
 };
@@ -311,9 +330,13 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-/** Backends compared with cpu: wasm always; webgpu where Dawn finds an adapter (see helpers). */
+/**
+ * Backends compared with cpu: wasm always; native where its addon is built; webgpu where Dawn
+ * finds an adapter (see helpers).
+ */
 const UNDER_TEST: { backend: BackendName; skip: string | false }[] = [
   { backend: 'wasm', skip: false },
+  { backend: 'native', skip: noNative() },
   { backend: 'webgpu', skip: await webgpuSkipReason() },
 ];
 
@@ -329,7 +352,9 @@ function reference(name: ModelName, c: Case) {
   if (!r) {
     r = (async () => {
       // Images in [0, 1), as training feeds them; labels spread over the classes.
-      const x = random(c.batch * c.height * c.width * 3, INPUT_SEED).map((v) => (v + 1) / 2);
+      const x = random(c.batch * c.height * c.width * 3, c.inputSeed ?? INPUT_SEED).map(
+        (v) => (v + 1) / 2,
+      );
       const labels = Array.from({ length: c.batch }, (_, i) => (3 * i + 1) % CLASSES);
       const weights: Float32Array[] = [];
       const cpu = await gradients('cpu', name, c, x, labels, weights);
@@ -346,7 +371,7 @@ for (const { backend, skip } of UNDER_TEST)
     const what = `${name} [${c.batch}, ${c.height}, ${c.width}, 3]`;
     test(
       `${backend} gradients of ${what} match cpu: loss, input, every trainable weight`,
-      { skip },
+      { skip: skip || (backend === 'native' && c.nativeSkip) || false },
       async (t) => {
         const { x, labels, weights, cpu: expected } = await reference(name, c);
         const actual = await gradients(backend, name, c, x, labels, weights);

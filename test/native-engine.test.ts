@@ -121,6 +121,35 @@ for (const opts of [
 }
 
 test(
+  'native SGD updates a private variable in place, and copies it while another tensor shares it',
+  { skip },
+  async () => {
+    await initEngine('native');
+    const values = (t: tf.Tensor) =>
+      (tf.backend() as unknown as { f32(t: tf.TensorInfo): Float32Array }).f32(t);
+    const w = tf.variable(rand([4, 5], 3));
+    const sgd = new SGD({ w }, { momentum: 0.9, weightDecay: 5e-4 });
+    const step = () => {
+      const g = rand([4, 5], 4);
+      sgd.step({ w: g }, 0.1);
+      g.dispose();
+    };
+    step();
+    const array = values(w);
+    step();
+    step();
+    assert.equal(values(w), array, 'a later step copied the weights');
+    const alias = tf.clone(w); // the same data
+    const before = alias.dataSync().slice();
+    step();
+    assert.deepEqual(alias.dataSync(), before, 'the update reached a tensor sharing the data');
+    assert.notDeepEqual(w.dataSync(), before, 'the weights did not move');
+    sgd.dispose();
+    tf.dispose([alias, w]);
+  },
+);
+
+test(
   'memory stays flat over 40 native training steps (tensors, pooled bytes, RSS)',
   { skip },
   async () => {

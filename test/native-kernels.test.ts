@@ -78,6 +78,85 @@ test('native FusedConv2D (bias + ReLU) and its gradients', { skip }, () =>
   ),
 );
 
+test(
+  'native FusedConv2D and _FusedMatMul, linear: run directly, with lazy gradients',
+  { skip },
+  async () => {
+    // (linear fused ops skip tfjs' custom gradient on native: src/nn/native/fused-grads.ts)
+    for (const pad of [
+      'same',
+      [
+        [0, 0],
+        [1, 2],
+        [2, 0],
+        [0, 0],
+      ],
+    ] as const)
+      for (const bias of [true, false])
+        await agree(
+          `fused conv, pad ${JSON.stringify(pad)}, bias ${bias}`,
+          () =>
+            withGrads(
+              (x, w, b) =>
+                tf.fused.conv2d({
+                  x: x as tf.Tensor4D,
+                  filter: w as tf.Tensor4D,
+                  strides: 2,
+                  pad: pad as 'same',
+                  bias: b,
+                }),
+              [rand([2, 9, 9, 4], 3), rand([3, 3, 4, 6], 4), ...(bias ? [rand([6], 5)] : [])],
+            ),
+          GRAD,
+        );
+    for (const tb of [false, true])
+      await agree(
+        `fused matmul, transposeB ${tb}`,
+        () =>
+          withGrads(
+            (a, b, bias) => tf.fused.matMul({ a, b, bias, transposeB: tb }),
+            [rand([16, 40], 10), rand(tb ? [12, 40] : [40, 12], 11), rand([12], 12)],
+          ),
+        GRAD,
+      );
+  },
+);
+
+test(
+  'an input gradient through fused convolutions and dense layers runs no weight gradients',
+  { skip },
+  async () => {
+    await initEngine('native');
+    const before = tf.memory().numTensors;
+    const [w, b, m, mb] = [
+      rand([5, 5, 3, 6], 1),
+      rand([6], 2),
+      rand([6 * 4 * 4, 10], 3),
+      rand([10], 4),
+    ];
+    const x = rand([2, 8, 8, 3], 5);
+    const loss = (input: tf.Tensor) => {
+      const y = tf.fused.conv2d({
+        x: input as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        strides: 1,
+        pad: 'valid',
+        bias: b,
+      });
+      return tf.sum(tf.fused.matMul({ a: tf.reshape(y, [2, -1]), b: m, bias: mb }));
+    };
+    const info = await tf.profile(() => tf.grad(loss)(x));
+    const count = (k: string) => info.kernels.filter((e) => e.name === k).length;
+    assert.equal(count('Conv2DBackpropInput'), 1);
+    assert.equal(count('Conv2DBackpropFilter'), 0);
+    assert.equal(count('BatchMatMul'), 1, 'the dense layer: its input gradient only');
+    assert.equal(count('Sum'), 1, 'no bias gradients (the one Sum is the loss)');
+    tf.dispose(info.result as tf.Tensor);
+    tf.dispose([w, b, m, mb, x]);
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  },
+);
+
 for (const [ta, tb] of [
   [false, false],
   [true, false],
@@ -101,6 +180,8 @@ test(
   'native BatchMatMul with a broadcast batch, and _FusedMatMul with bias + ReLU',
   { skip },
   async () => {
+    // (products under 2^23 multiply-adds run on one thread: this one runs on all)
+    await agree('large matmul', () => [tf.matMul(rand([256, 512], 13), rand([512, 130], 14))], FWD);
     // (tfjs has no gradient for a broadcast batch: the forward pass only)
     await agree('batch matmul', () => [tf.matMul(rand([3, 5, 7], 8), rand([7, 4], 9))], FWD);
     await agree(
@@ -267,6 +348,21 @@ for (const [op, f] of [
     );
   });
 }
+
+test(
+  'native Sum and Mean over many narrow rows (a bias gradient: blocks, flushes, a remainder)',
+  { skip },
+  () =>
+    agree(
+      'narrow column sums',
+      () =>
+        [6, 16, 7].flatMap((c) => [
+          tf.sum(rand([7, 9, 11, c], 30), [0, 1, 2]),
+          tf.mean(rand([5, 9, 11, c], 31), [0, 1, 2]),
+        ]),
+      FWD,
+    ),
+);
 
 for (const [axis, keepDims] of [
   [[0, 1, 2], false],

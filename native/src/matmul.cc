@@ -1,5 +1,8 @@
 // Batched matrix product C = op(A)·op(B) (+ bias, ReLU), transposes given as strides, a batch of
-// one broadcast against the other operand's.
+// one broadcast against the other operand's. Small products (a dense layer's, LeNet's) run on one
+// thread: waking a sleeping OpenMP thread costs more (~60–90 µs here) than it would save.
+#include <omp.h>
+
 #include "kernels.h"
 
 namespace op {
@@ -12,12 +15,26 @@ struct MatMulEntry : Entry {
   matmul prim;
 };
 
+// Multiply-adds under which a product runs on one thread (created and run so: oneDNN fixes a
+// primitive's thread count when it is created).
+constexpr int64_t kOneThreadMacs = int64_t(1) << 23;
+
+// Sets OpenMP's thread count for a scope (when `n` > 0).
+struct Threads {
+  int before;
+  explicit Threads(int n) : before(omp_get_max_threads()) {
+    if (n > 0) omp_set_num_threads(n);
+  }
+  ~Threads() { omp_set_num_threads(before); }
+};
+
 }  // namespace
 
 // p: batchA batchB M K N transA transB
 void matMul(float* a, float* b, float* bias, float* c, const int32_t* p, bool relu) {
   const int64_t bA = p[0], bB = p[1], M = p[2], K = p[3], N = p[4];
   const bool tA = p[5] != 0, tB = p[6] != 0;
+  Threads scope(std::max(bA, bB) * M * K * N < kOneThreadMacs ? 1 : 0);
   std::vector<int64_t> key{4, bias ? 1 : 0, relu ? 1 : 0};
   key.insert(key.end(), p, p + 7);
   auto* e = static_cast<MatMulEntry*>(cached(key, [&] {

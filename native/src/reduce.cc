@@ -8,6 +8,37 @@
 #include "kernels.h"
 
 namespace op {
+namespace {
+
+// acc[i] += Σ over rows [s, e) of row[i], rows of `inner` floats. Vectorised for any width: blocks
+// of u rows are added flat in float (u·inner lanes), and flushed into the double sums every 16
+// blocks.
+void columnSums(const float* base, int64_t s, int64_t e, int64_t inner, double* acc) {
+  const int64_t u = std::max<int64_t>(1, 64 / inner), len = u * inner;
+  std::vector<float> block(len, 0.f);
+  float* b = block.data();
+  const auto flush = [&] {
+    for (int64_t j = 0; j < len; j++) {
+      acc[j % inner] += b[j];
+      b[j] = 0.f;
+    }
+  };
+  int64_t k = s;
+  for (int pending = 0; k + u <= e; k += u) {
+    const float* r = base + k * inner;
+#pragma omp simd
+    for (int64_t j = 0; j < len; j++) b[j] += r[j];
+    if (++pending == 16) {
+      flush();
+      pending = 0;
+    }
+  }
+  flush();
+  for (; k < e; k++)
+    for (int64_t i = 0; i < inner; i++) acc[i] += base[k * inner + i];
+}
+
+}  // namespace
 
 void reduce(int op, const float* x, float* y, int64_t outer, int64_t mid, int64_t inner) {
   const bool par = outer * mid * inner >= (1 << 15);
@@ -49,11 +80,7 @@ void reduce(int op, const float* x, float* y, int64_t outer, int64_t mid, int64_
             for (int64_t i = 0; i < inner; i++) m[i] = (std::isnan(r[i]) || r[i] > m[i]) ? r[i] : m[i];
           }
         } else {
-          double* acc = part.data() + t * inner;
-          for (int64_t k = s; k < e; k++) {
-            const float* r = base + k * inner;
-            for (int64_t i = 0; i < inner; i++) acc[i] += r[i];
-          }
+          columnSums(base, s, e, inner, part.data() + t * inner);
         }
       }
     }

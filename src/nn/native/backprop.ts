@@ -59,6 +59,24 @@ function pathFromTo(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[]
   return out;
 }
 
+/** Ids of the tensors the lean pass in progress differentiates with respect to (its forward). */
+let targets: Set<number> | null = null;
+
+/**
+ * Whether no gradient of any of `ts` will be wanted from what runs now: nothing is being recorded,
+ * or the forward pass being recorded is the lean pass's own (not a nested one) and each of `ts` is
+ * absent, or a variable it is not taken with respect to (a variable is no op's output, so nothing
+ * else leads to it). Then a kernel need not save what only those gradients would use (in PGD's
+ * input gradient: every weight's).
+ */
+export function gradientUnwanted(...ts: (tf.Tensor | null | undefined)[]): boolean {
+  const depth = (tf.engine() as unknown as EngineInternals).state.gradientDepth;
+  if (depth === 0) return true; // nothing is being recorded
+  if (targets === null || depth !== 1) return false;
+  const t = targets;
+  return ts.every((x) => x == null || (x instanceof tf.Variable && !t.has(x.id)));
+}
+
 let installed = false;
 
 /** Installs the lean pass on tfjs' engine (idempotent); it acts only while native is current. */
@@ -77,11 +95,18 @@ export function useLeanBackprop(): void {
       return original(f, xs, dy, allowNoGradients);
     if (dy != null && dy.dtype !== 'float32')
       throw new Error(`dy must have 'float32' dtype, but has '${dy.dtype}'`);
-    const y = engine.scopedRun(
-      () => engine.startTape(),
-      () => engine.endTape(),
-      () => engine.tidy('forward', f),
-    );
+    const outer = targets;
+    targets = new Set(xs.map((x) => x.id));
+    let y: T;
+    try {
+      y = engine.scopedRun(
+        () => engine.startTape(),
+        () => engine.endTape(),
+        () => engine.tidy('forward', f),
+      );
+    } finally {
+      targets = outer;
+    }
     if (!(y instanceof tf.Tensor))
       throw new Error('The result y returned by f() must be a tensor.');
     const tape = engine.state.activeTape ?? [];

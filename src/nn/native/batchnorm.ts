@@ -22,11 +22,20 @@ import {
 } from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { allFloat32, cpuKernel, NATIVE, nativeKernel, type NativeBackend } from './backend.js';
+import { gradientUnwanted } from './backprop.js';
+import { RELU_GRAD } from './kernels-layout.js';
 
 export const BN_TRAIN = 'NativeBatchNormTrain';
 /** The same kernel with a ReLU fused: its gradient needs the output too. */
 export const BN_TRAIN_RELU = 'NativeBatchNormReluTrain';
 export const BN_GRAD = 'NativeBatchNormGrad';
+/**
+ * FusedBatchNorm (given statistics) under other names, optionally with a ReLU fused, for a forward
+ * pass whose gradient will want the input's only (PGD): it saves the variance and scale (and the
+ * output, for the ReLU), not the input.
+ */
+export const BN_INFER = 'NativeBatchNormInputGradOnly';
+export const BN_INFER_RELU = 'NativeBatchNormReluInputGradOnly';
 
 type Attrs = Record<string, unknown>;
 /** A kernel's inputs (tfjs types them as possibly undefined). */
@@ -68,7 +77,7 @@ const inference: KernelFunc = (args) => {
     c,
     eps,
     false,
-    false,
+    ((args.attrs ?? {}) as Attrs).relu === true,
   );
   return out.info;
 };
@@ -133,6 +142,8 @@ const grad: KernelFunc = (args) => {
 
 export const BATCHNORM_KERNELS: KernelConfig[] = [
   nativeKernel(FusedBatchNorm, inference),
+  nativeKernel(BN_INFER, inference),
+  nativeKernel(BN_INFER_RELU, inference),
   nativeKernel(BN_TRAIN, train),
   nativeKernel(BN_TRAIN_RELU, train),
   nativeKernel(BN_GRAD, grad),
@@ -177,6 +188,33 @@ function registerInferenceGradient(): void {
       };
     },
   });
+}
+
+let inputGradRegistered = false;
+
+/** Gradients of {@link BN_INFER} and {@link BN_INFER_RELU}: the input's only. */
+function registerInputGradOnly(): void {
+  if (inputGradRegistered) return;
+  inputGradRegistered = true;
+  for (const relu of [false, true])
+    registerGradient({
+      kernelName: relu ? BN_INFER_RELU : BN_INFER,
+      inputsToSave: ['variance', 'scale'],
+      outputsToSave: [relu],
+      gradFunc: (dy, saved, attrs) => {
+        const [variance, scale, y] = saved;
+        const eps = (attrs as Attrs).varianceEpsilon as number;
+        const d = dy as tf.Tensor;
+        return {
+          x: () =>
+            tf.tidy(() => {
+              const k = tf.mul(scale, tf.rsqrt(tf.add(variance, eps)));
+              const g = relu ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x: y }) as tf.Tensor) : d;
+              return tf.mul(g, k);
+            }),
+        };
+      },
+    });
 }
 
 let gradientRegistered = false;
@@ -265,13 +303,37 @@ export function useFusedBatchNorm(): void {
   if (patched) return;
   patched = true;
   registerInferenceGradient();
+  registerInputGradOnly();
   const proto = Object.getPrototypeOf(tfl.layers.batchNormalization({})) as BatchNormLayer;
   const original = proto.call;
   proto.call = function (this: BatchNormLayer, inputs, kwargs) {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
     const last = this.axis === -1 || this.axis === input.rank - 1;
+    if (kwargs?.training !== true) {
+      const plain =
+        tf.getBackend() === NATIVE &&
+        last &&
+        this.center &&
+        this.scale &&
+        input.dtype === 'float32' &&
+        !(Array.isArray(inputs) && inputs.length !== 1);
+      const params = [this.gamma, this.beta, this.movingMean, this.movingVariance].map((p) =>
+        p.read(),
+      );
+      if (!plain || !gradientUnwanted(...params)) return original.call(this, inputs, kwargs);
+      const fuse = onlyReluAfter(this);
+      const [scale, offset, mean, variance] = params;
+      const out = tf
+        .engine()
+        .runKernel(
+          fuse ? BN_INFER_RELU : BN_INFER,
+          { x: input, mean, variance, offset, scale },
+          { varianceEpsilon: this.epsilon, relu: fuse },
+        ) as tf.Tensor;
+      if (fuse) reluApplied.add(out);
+      return out;
+    }
     if (
-      kwargs?.training !== true ||
       tf.getBackend() !== NATIVE ||
       !last ||
       !this.center ||

@@ -8,6 +8,7 @@ import { useLeanBackprop } from './backprop.js';
 import { BATCHNORM_KERNELS, useFusedBatchNorm } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
 import { useFoldedPadding } from './fold-padding.js';
+import { useLazyFusedGradients } from './fused-grads.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
 import { LAYOUT_KERNELS, useNativeReluGrad } from './kernels-layout.js';
 
@@ -27,6 +28,7 @@ export function registerNative(): NativeAddon | null {
   useNativeReluGrad();
   useLeanBackprop();
   useFoldedPadding();
+  useLazyFusedGradients();
   return addon;
 }
 

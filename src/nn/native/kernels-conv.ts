@@ -21,6 +21,12 @@ import {
 } from '@tensorflow/tfjs-core';
 import { allFloat32, cpuKernel, nativeKernel, type NativeBackend } from './backend.js';
 
+/**
+ * FusedConv2D under another name, for a forward pass whose gradient will not want the filter's or
+ * the bias's: its registered gradient (./fused-grads.ts) saves the filter only.
+ */
+export const CONV_INPUT_GRAD_ONLY = 'NativeFusedConv2DInputGradOnly';
+
 type Args = Parameters<KernelFunc>[0];
 type Attrs = Record<string, unknown>;
 /** A kernel's inputs (tfjs types them as possibly undefined). */
@@ -223,6 +229,7 @@ function poolGrad(name: string, isMax: boolean): KernelFunc {
 export const CONV_KERNELS: KernelConfig[] = [
   nativeKernel(Conv2D, (args) => convForward(args, Conv2D)),
   nativeKernel(FusedConv2D, (args) => convForward(args, FusedConv2D)),
+  nativeKernel(CONV_INPUT_GRAD_ONLY, (args) => convForward(args, FusedConv2D)),
   nativeKernel(Conv2DBackpropInput, conv2dInput),
   nativeKernel(Conv2DBackpropFilter, conv2dFilter),
   nativeKernel(BatchMatMul, (args) => matMul(args, BatchMatMul)),

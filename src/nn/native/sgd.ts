@@ -9,7 +9,6 @@
  * given a private copy, and the backend hands out copies when it is read.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { DataId } from '@tensorflow/tfjs-core';
 import { NATIVE, type NativeBackend } from './backend.js';
 
 export interface SgdHyper {
@@ -21,16 +20,13 @@ export interface SgdHyper {
   nesterov: boolean;
 }
 
-function engineRefs(dataId: DataId): number {
-  const state = (
-    tf.engine() as unknown as { state: { tensorInfo: WeakMap<DataId, { refCount: number }> } }
-  ).state;
-  return state.tensorInfo.get(dataId)?.refCount ?? 0;
-}
-
-/** The variable's values, made private to it first when they might be shared. */
+/**
+ * The variable's values, made private to it first when they might be shared: not yet marked, or
+ * another tensor (a clone, a reshape, a tensor saved for a gradient) holds the same data (the
+ * backend's reference count covers every tensor of a data id; tfjs' engine keeps none of its own).
+ */
 function privateValues(b: NativeBackend, v: tf.Variable): Float32Array {
-  if (!b.isMutable(v.dataId) || engineRefs(v.dataId) !== 1 || b.refCount(v.dataId) !== 1) {
+  if (!b.isMutable(v.dataId) || b.refCount(v.dataId) !== 1) {
     const copy = tf.tensor(b.f32(v).slice(), v.shape, 'float32');
     v.assign(copy);
     copy.dispose();
