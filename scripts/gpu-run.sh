@@ -7,7 +7,8 @@
 #      as fit TRAIN_BUDGET_S each (from the measured speed), one-cycle lr 0.05, batch 128;
 #   4. the remaining bench rows if time is left.
 # MODE=profile: where a step's GPU time goes, and the quick preset. MODE=em: EM generation time.
-# MODE=em-train: EM to its stopping rule, CIFAR-10-S, and the quick preset on each.
+# MODE=em-train: EM to its stopping rule, CIFAR-10-S, and the quick preset on each. MODE=long:
+# the quick preset for EPOCHS epochs on the OPS and the clean subset.
 # Results go to $OUT (or ./gpu-out). Usage: bash scripts/gpu-run.sh [TRAIN_BUDGET_S]
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -90,6 +91,22 @@ if [ "${MODE:-}" = em-train ]; then
     timeout -s INT ${TRAIN_TIMEOUT_S:-100} $CLI train --data $DATA/c10-$d --preset quick --backend $B \
       --seed 0 --results "$OUT/quick-$d.json" --checkpoint /tmp/ckpt-q-$d 2>&1 | grep -v Warning |
       tail -2 | tee -a "$OUT/run.log"
+  done
+  log "done"
+  exit 0
+fi
+
+if [ "${MODE:-}" = long ]; then
+  # Protection on the GPU: the quick preset (LeNet-5) for EPOCHS epochs of the subset on the OPS
+  # copy and on the clean subset (60 epochs of 10,000 images are about the steps of the full-size
+  # quick preset).
+  EPOCHS=${EPOCHS:-60}
+  $CLI protect --dataset cifar10 --data-dir $DATA/c10-clean --out $DATA/c10-ops --json > "$OUT/ops-manifest.json"
+  for d in ops clean; do
+    log "quick preset, $EPOCHS epochs, on $d"
+    timeout -s INT ${TRAIN_TIMEOUT_S:-170} $CLI train --data $DATA/c10-$d --preset quick --epochs $EPOCHS \
+      --backend ${EM_BACKEND:-webgpu} --seed 0 --results "$OUT/long-$d.json" \
+      --checkpoint /tmp/ckpt-long-$d 2>&1 | grep -v Warning | tail -2 | tee -a "$OUT/run.log"
   done
   log "done"
   exit 0
