@@ -54,8 +54,6 @@ interface Case {
   training: number;
   /** Another input seed than {@link INPUT_SEED}, where that one hits a near tie on some backend. */
   inputSeed?: number;
-  /** Why native is not compared with cpu on this case (false: it is). */
-  nativeSkip?: string;
 }
 
 const CASES: Record<ModelName, Case> = {
@@ -81,17 +79,9 @@ const CASES: Record<ModelName, Case> = {
   vgg16: { height: 17, width: 17, batch: 2, inference: 1e-4, training: 1e-3, inputSeed: 19 },
   // Dense blocks at 4, 2, 1, 1: n = 256, 64, 16, 16. (At 9×9, batch 4, which keeps every block at
   // 2×2 or more, two input seeds in three hit a near tie.)
-  // Not on native: its transitions average-pool 1×1 maps with a 2×2 `same` window, where the cpu
-  // backend's AvgPoolGrad divides by 4 instead of the 1 pixel its forward pass averaged (native
-  // gets 4× cpu's gradients, the true ones: see the odd-size pooling test in native-kernels).
-  densenet121: {
-    height: 4,
-    width: 4,
-    batch: 16,
-    inference: 1e-4,
-    training: 1e-3,
-    nativeSkip: "cpu's AvgPoolGrad is wrong on these 1×1 transitions (see CASES)",
-  },
+  // Its transitions average-pool 1×1 maps with a 2×2 `same` window: the case that tfjs' own
+  // AvgPoolGrad got wrong (src/nn/avgpool-grad.ts).
+  densenet121: { height: 4, width: 4, batch: 16, inference: 1e-4, training: 1e-3 },
   // WRN-28-1; groups at 16, 8, 4: n = 1024, 256, 64.
   wrn28: { height: 16, width: 16, batch: 4, widen: 1, inference: 1e-4, training: 1e-4 },
 };
@@ -371,7 +361,7 @@ for (const { backend, skip } of UNDER_TEST)
     const what = `${name} [${c.batch}, ${c.height}, ${c.width}, 3]`;
     test(
       `${backend} gradients of ${what} match cpu: loss, input, every trainable weight`,
-      { skip: skip || (backend === 'native' && c.nativeSkip) || false },
+      { skip },
       async (t) => {
         const { x, labels, weights, cpu: expected } = await reference(name, c);
         const actual = await gradients(backend, name, c, x, labels, weights);

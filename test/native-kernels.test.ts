@@ -232,8 +232,8 @@ test(
   'native average pooling of odd sizes (`same`): the true gradient of its forward pass',
   { skip },
   async () => {
-    // The cpu backend's AvgPoolGrad divides by the whole window even where its forward pass divided
-    // by the pixels present (the last row and column here), so it is checked by hand instead.
+    // Checked by hand, batched (test/avgpool-grad.test.ts checks every backend, tfjs' own
+    // AvgPoolGrad included, which divided by the whole window: src/nn/avgpool-grad.ts).
     const shape = [3, 7, 9, 4];
     await agree(
       'avg pool odd',

@@ -19,6 +19,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerAvgPoolGradFix } from './avgpool-grad.js';
 import { loadNative, nativeLoadError, startNative } from './native/index.js';
 import { nativeMissing } from './native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './webgpu.js';
@@ -106,10 +107,14 @@ function listed(names: readonly string[]): string {
  * ('native', 'wasm', 'cpu' or 'webgpu'). Calling it again (with the same or another name) is fine.
  */
 export async function initEngine(name: BackendName = 'auto'): Promise<string> {
+  registerAvgPoolGradFix();
   switch (name) {
     case 'auto':
       if (nativeAvailable()) return useNative();
-      if (vulkanDriverListed() && (await startWebgpu(true))) return tf.getBackend();
+      if (vulkanDriverListed() && (await startWebgpu(true))) {
+        registerAvgPoolGradFix();
+        return tf.getBackend();
+      }
       return useWasm();
     case 'wasm':
       return useWasm();
@@ -119,6 +124,7 @@ export async function initEngine(name: BackendName = 'auto'): Promise<string> {
       return useNative();
     case 'webgpu':
       await startWebgpu();
+      registerAvgPoolGradFix(); // the webgpu kernels register when its module loads
       return tf.getBackend();
     default:
       return fail(
