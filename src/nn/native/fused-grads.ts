@@ -113,15 +113,17 @@ export function useLazyFusedGradients(): void {
   if (conv === undefined || matMul === undefined) return;
   // Only the kernels run below are taped under these names: tfjs' fused ops run them inside their
   // custom gradient, where the tape is off.
-  registerGradient({
-    kernelName: FusedConv2D,
-    inputsToSave: ['x', 'filter'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, filter] = saved;
-      const d = dy as tf.Tensor;
-      return { ...conv.gradFunc(d, [x, filter], attrs), bias: () => biasGrad(d) };
-    },
-  });
+  // The plain op's gradient for its two inputs, plus the bias's.
+  const withBias = (kernelName: string, plain: typeof conv, inputsToSave: [string, string]) =>
+    registerGradient({
+      kernelName,
+      inputsToSave,
+      gradFunc: (dy, saved, attrs) => {
+        const d = dy as tf.Tensor;
+        return { ...plain.gradFunc(d, saved.slice(0, 2), attrs), bias: () => biasGrad(d) };
+      },
+    });
+  withBias(FusedConv2D, conv, ['x', 'filter']);
   registerGradient({
     kernelName: CONV_INPUT_GRAD_ONLY,
     inputsToSave: ['filter'],
@@ -132,15 +134,7 @@ export function useLazyFusedGradients(): void {
       return { x: run as () => tf.Tensor };
     },
   });
-  registerGradient({
-    kernelName: _FusedMatMul,
-    inputsToSave: ['a', 'b'],
-    gradFunc: (dy, saved, attrs) => {
-      const [a, b] = saved;
-      const d = dy as tf.Tensor;
-      return { ...matMul.gradFunc(d, [a, b], attrs), bias: () => biasGrad(d) };
-    },
-  });
+  withBias(_FusedMatMul, matMul, ['a', 'b']);
   // tfjs-layers calls these through tfjs-core's `fused` object at call time.
   const fused = tf.fused as { conv2d: typeof tf.fused.conv2d; matMul: typeof tf.fused.matMul };
   const fusedConv = fused.conv2d;
