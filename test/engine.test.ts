@@ -16,7 +16,7 @@ import {
 } from '../src/nn/wasm-kernels.js';
 import { createParallelTrainer } from '../src/nn/engine-parallel.js';
 import { OnepixelError } from '../src/errors.js';
-import { random } from './helpers.js';
+import { on, random } from './helpers.js';
 
 const TOLERANCE = 1e-4;
 
@@ -44,21 +44,6 @@ function assertClose(actual: Float32Array[], expected: Float32Array[], what: str
       `${what}, gradient ${i}: relative error ${err.toExponential(2)} > ${TOLERANCE}`,
     );
   }
-}
-
-/** Runs `compute` on `backend`, returning copies of its results; checks it frees what it makes. */
-async function on(backend: BackendName, compute: () => tf.Tensor[]): Promise<Float32Array[]> {
-  assert.equal(await initEngine(backend), backend);
-  const before = tf.memory().numTensors;
-  const dataBefore = tf.backend().numDataIds();
-  let values: Float32Array[] = [];
-  // Not returned from the tidy: tfjs would walk every element of the arrays looking for tensors.
-  tf.tidy(() => {
-    values = compute().map((t) => Float32Array.from(t.dataSync()));
-  });
-  assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
-  assert.equal(tf.backend().numDataIds(), dataBefore, `${backend}: backend data leaked`);
-  return values;
 }
 
 interface ConvCase {

@@ -13,7 +13,8 @@ import { after } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { imageSize, streamOf, type Dataset } from '../src/data/dataset.js';
 import type { SplitToWrite } from '../src/data/write.js';
-import { initEngine } from '../src/nn/engine.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, type BackendName } from '../src/nn/engine.js';
 
 /** The shared CIFAR-10 binary copy (read-only): `<repo root>/../shared/data/cifar-10-batches-bin`. */
 export const CIFAR_DIR = path.resolve(process.cwd(), '../shared/data/cifar-10-batches-bin');
@@ -269,4 +270,22 @@ export function runCli(args: string[], timeoutMs = 300_000): Promise<CliResult> 
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** Runs `compute` on `backend`, returning copies of its results; checks it frees what it makes. */
+export async function on(
+  backend: BackendName,
+  compute: () => tf.Tensor[],
+): Promise<Float32Array[]> {
+  assert.equal(await initEngine(backend), backend);
+  const before = tf.memory().numTensors;
+  const dataBefore = tf.backend().numDataIds();
+  let values: Float32Array[] = [];
+  // Not returned from the tidy: tfjs would walk every element of the arrays looking for tensors.
+  tf.tidy(() => {
+    values = compute().map((t) => Float32Array.from(t.dataSync()));
+  });
+  assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
+  assert.equal(tf.backend().numDataIds(), dataBefore, `${backend}: backend data leaked`);
+  return values;
 }

@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine, type BackendName } from '../src/nn/engine.js';
 import { nativeLoadError } from '../src/nn/native/index.js';
-import { random } from './helpers.js';
+import { on, random } from './helpers.js';
 
 export { random };
 
@@ -35,23 +34,6 @@ export function relativeError(actual: Float32Array, expected: Float32Array): num
     scale = Math.max(scale, Math.abs(expected[i]) || 0);
   }
   return diff / Math.max(scale, 1e-30);
-}
-
-/** Runs `compute` on `backend`; returns copies of its results and checks nothing leaked. */
-export async function on(
-  backend: BackendName,
-  compute: () => tf.Tensor[],
-): Promise<Float32Array[]> {
-  assert.equal(await initEngine(backend), backend);
-  const before = tf.memory().numTensors;
-  const dataBefore = tf.backend().numDataIds();
-  let values: Float32Array[] = [];
-  tf.tidy(() => {
-    values = compute().map((t) => Float32Array.from(t.dataSync()));
-  });
-  assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
-  assert.equal(tf.backend().numDataIds(), dataBefore, `${backend}: backend data leaked`);
-  return values;
 }
 
 /** `compute` on cpu and on native agree within `tolerance` (relative, per output). */

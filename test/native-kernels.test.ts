@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/nn/engine.js';
-import { agree, noNative, on, rand, relativeError } from './native-helpers.js';
+import { agree, noNative, rand, relativeError } from './native-helpers.js';
+import { on } from './helpers.js';
 import { batchNormTrain } from '../src/nn/native/batchnorm.js';
 
 const skip = noNative();

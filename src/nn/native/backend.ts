@@ -28,6 +28,10 @@ import type { NativeAddon } from './addon.js';
 
 export const NATIVE = 'native';
 
+/** A kernel's attributes, and its inputs (tfjs types them as possibly undefined). */
+export type Attrs = Record<string, unknown>;
+export type Ins = Record<string, TensorInfo>;
+
 /**
  * Float32Arrays by length, for reuse. A request takes an array of its exact length if one is free,
  * else the shortest free one up to 1/8 longer (as a view of the first n elements), else a new one:

@@ -21,7 +21,15 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { allFloat32, cpuKernel, NATIVE, nativeKernel, type NativeBackend } from './backend.js';
+import {
+  allFloat32,
+  cpuKernel,
+  NATIVE,
+  nativeKernel,
+  type NativeBackend,
+  type Attrs,
+  type Ins,
+} from './backend.js';
 import { gradientUnwanted } from './backprop.js';
 import { RELU_GRAD } from './kernels-layout.js';
 
@@ -36,10 +44,6 @@ export const BN_GRAD = 'NativeBatchNormGrad';
  */
 export const BN_INFER = 'NativeBatchNormInputGradOnly';
 export const BN_INFER_RELU = 'NativeBatchNormReluInputGradOnly';
-
-type Attrs = Record<string, unknown>;
-/** A kernel's inputs (tfjs types them as possibly undefined). */
-type Ins = Record<string, TensorInfo>;
 
 function channelsOf(x: TensorInfo): number {
   return x.shape[x.shape.length - 1];

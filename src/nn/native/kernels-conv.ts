@@ -19,7 +19,14 @@ import {
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { allFloat32, cpuKernel, nativeKernel, type NativeBackend } from './backend.js';
+import {
+  allFloat32,
+  cpuKernel,
+  nativeKernel,
+  type NativeBackend,
+  type Attrs,
+  type Ins,
+} from './backend.js';
 
 /**
  * FusedConv2D under another name, for a forward pass whose gradient will not want the filter's or
@@ -28,10 +35,6 @@ import { allFloat32, cpuKernel, nativeKernel, type NativeBackend } from './backe
 export const CONV_INPUT_GRAD_ONLY = 'NativeFusedConv2DInputGradOnly';
 
 type Args = Parameters<KernelFunc>[0];
-type Attrs = Record<string, unknown>;
-/** A kernel's inputs (tfjs types them as possibly undefined). */
-type Ins = Record<string, TensorInfo>;
-
 /** The addon's conv geometry: N H W Ci kh kw Co Ho Wo sh sw dh dw pt pl pb pr. */
 function convParams(c: backend_util.Conv2DInfo): Int32Array {
   const p = c.padInfo;

@@ -28,11 +28,14 @@ import {
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { allFloat32, cpuKernel, nativeKernel, type NativeBackend } from './backend.js';
-
-type Attrs = Record<string, unknown>;
-/** A kernel's inputs (tfjs types them as possibly undefined). */
-type Ins = Record<string, TensorInfo>;
+import {
+  allFloat32,
+  cpuKernel,
+  nativeKernel,
+  type NativeBackend,
+  type Attrs,
+  type Ins,
+} from './backend.js';
 
 /** Op codes of native/src/kernels.h. */
 const BINARY: Record<string, number> = {

@@ -12,13 +12,16 @@ import {
   slice_util,
   type KernelConfig,
   type KernelFunc,
-  type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { allFloat32, cpuKernel, NATIVE, nativeKernel, type NativeBackend } from './backend.js';
-
-type Attrs = Record<string, unknown>;
-/** A kernel's inputs (tfjs types them as possibly undefined). */
-type Ins = Record<string, TensorInfo>;
+import {
+  allFloat32,
+  cpuKernel,
+  NATIVE,
+  nativeKernel,
+  type NativeBackend,
+  type Attrs,
+  type Ins,
+} from './backend.js';
 
 export const RELU_GRAD = 'NativeReluGrad';
 
