@@ -35,6 +35,7 @@ DATA=/tmp/onepixel-data
 rm -rf $APP $DATA && mkdir -p $APP $DATA
 tar -C $APP -xJf .gpu/app.tar.xz
 tar -C $DATA -xJf .gpu/c10.tar.xz
+n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))   # training images in the subset
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/run.log"
 CLI="$NODE $APP/dist/src/cli/main.js"
 log "node $($NODE -v); doctor-ish check"
@@ -45,7 +46,6 @@ if [ "${MODE:-}" = em ]; then
   # PyTorch CUDA and onepixel on EM_BACKEND (webgpu; wasm for a rehearsal without a GPU), the same
   # rounds; then onepixel with larger noise-pass batches (fewer, larger GPU dispatches).
   ROUNDS=${ROUNDS:-3}
-  n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))
   log "EM peer: PyTorch ${PEER_DEVICE:-cuda}, $n images, $ROUNDS rounds"
   timeout 90 ${PYTHON:-python3} $APP/bench/peer_em_torch.py --data-dir $DATA/c10-clean --images $n \
     --rounds $ROUNDS --device ${PEER_DEVICE:-cuda} > "$OUT/em-peer.jsonl" 2>> "$OUT/em.log"
@@ -74,7 +74,6 @@ if [ "${MODE:-}" = em-train ]; then
   # peer to the same stopping rule with the same noise batch first.
   NB=${NB:-2500}
   B=${EM_BACKEND:-webgpu}
-  n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))
   log "EM peer to the stopping rule, noise batch $NB"
   timeout 90 ${PYTHON:-python3} $APP/bench/peer_em_torch.py --data-dir $DATA/c10-clean --images $n \
     --rounds 40 --noise-batch $NB --device ${PEER_DEVICE:-cuda} > "$OUT/em-peer-stop-$NB.jsonl"
@@ -149,7 +148,6 @@ log "fastest: $kern at $ips img/s"
 
 log "protect the subset"
 $CLI protect --dataset cifar10 --data-dir $DATA/c10-clean --out $DATA/c10-ops --json > "$OUT/manifest.json"
-n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))
 epochs=$(( BUDGET * ips / n ))
 [ $epochs -lt 1 ] && epochs=1
 [ $epochs -gt 15 ] && epochs=15
