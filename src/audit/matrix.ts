@@ -8,8 +8,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fail } from '../errors.js';
-import { sha256 } from '../data/files.js';
-import type { Dataset } from '../data/dataset.js';
+import { datasetFingerprint } from '../data/files.js';
 import type { ModelName } from '../nn/models/index.js';
 import { MANIFEST, methodLabel, readManifest } from '../manifest.js';
 import { exists } from '../output.js';
@@ -50,11 +49,6 @@ export interface AuditPlan {
   preset: string | null;
 }
 
-function testHash(ds: Dataset): string {
-  const labels = new Uint8Array(ds.labels.buffer, ds.labels.byteOffset, ds.labels.byteLength);
-  return `${sha256(ds.images)}:${sha256(labels)}`;
-}
-
 /** Opens every dataset and refuses a set whose test splits differ (accuracy must be comparable). */
 export async function openAuditData(datasets: AuditDataset[]): Promise<Map<string, TrainingData>> {
   const out = new Map<string, TrainingData>();
@@ -63,7 +57,7 @@ export async function openAuditData(datasets: AuditDataset[]): Promise<Map<strin
     if (out.has(d.name))
       fail(`two datasets are both named '${d.name}'; give the folders distinct names`);
     const data = await openTrainingData(d.dir);
-    const hash = testHash(data.test);
+    const hash = datasetFingerprint(data.test);
     if (reference && hash !== reference.hash)
       fail(
         `${d.dir}: its test split differs from the one of ${reference.name}; an audit compares ` +

@@ -5,10 +5,16 @@ import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { gunzipSync, createGzip, type Gzip } from 'node:zlib';
 import { fail } from '../errors.js';
-import type { SourceFile } from './dataset.js';
+import type { Dataset, SourceFile } from './dataset.js';
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** One hash of a split's images and labels (EM checkpoints store it: keep the formula). */
+export function datasetFingerprint(ds: Dataset): string {
+  const labels = new Uint8Array(ds.labels.buffer, ds.labels.byteOffset, ds.labels.byteLength);
+  return sha256(Buffer.concat([Buffer.from(sha256(ds.images)), Buffer.from(sha256(labels))]));
 }
 
 export function sourceFile(path: string, bytes: Uint8Array): SourceFile {

@@ -25,7 +25,7 @@ import type { ProtectOptions } from '../protect.js';
 import { applyToImage } from '../shortcut/apply.js';
 import { datasetStatsParallel } from '../shortcut/parallel-stats.js';
 import { type SearchResult, selectPixels } from '../shortcut/search.js';
-import { sha256 } from '../data/files.js';
+import { datasetFingerprint } from '../data/files.js';
 import { materialize } from '../train/data.js';
 import { checkEpsilon, checkNoise, DEFAULT_EPSILON, perturbBytes } from './bounds.js';
 import { EM_DEFAULTS, type EmConfig, type EmPhase, type EmRound, generateEm } from './em.js';
@@ -55,17 +55,12 @@ export interface NoiseProtectOptions extends ProtectOptions {
   shouldStop?: () => boolean;
 }
 
-/** Fingerprint of a training split: a resumed EM must belong to the same images and labels. */
-function fingerprint(ds: Dataset): string {
-  const labels = new Uint8Array(ds.labels.buffer, ds.labels.byteOffset, ds.labels.byteLength);
-  return sha256(Buffer.concat([Buffer.from(sha256(ds.images)), Buffer.from(sha256(labels))]));
-}
-
 async function emNoise(o: NoiseProtectOptions, train: Dataset, epsilon: number, seed: number) {
   const config: EmConfig = { ...EM_DEFAULTS, ...o.em, epsilon, seed };
   const backend = await initEngine(o.backend ?? 'auto');
   const dir = o.checkpoint ?? `${o.out.replace(/\/+$/, '')}.em-checkpoint`;
-  const data = fingerprint(train);
+  // A resumed EM must belong to the same images and labels.
+  const data = datasetFingerprint(train);
   let resume = null;
   if (o.resume) {
     resume = await loadEmCheckpoint(dir, config, data);
