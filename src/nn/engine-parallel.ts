@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { fail } from '../errors.js';
 import type { BackendName } from './engine.js';
+import { WorkerLink } from './worker-link.js';
 
 /** What the main thread sends a worker. */
 export type ParallelRequest =
@@ -94,41 +95,6 @@ export interface ParallelTrainer {
   close(): Promise<void>;
 }
 
-class WorkerLink {
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (r: ParallelReply) => void; reject: (e: Error) => void }
-  >();
-  private failure: Error | undefined;
-
-  constructor(readonly worker: Worker) {
-    worker.on('message', (reply: ParallelReply) => {
-      const waiter = this.pending.get(reply.id);
-      if (waiter === undefined) return;
-      this.pending.delete(reply.id);
-      if (reply.kind === 'error') waiter.reject(new Error(reply.message));
-      else waiter.resolve(reply);
-    });
-    const broken = (e: Error): void => {
-      this.failure = e;
-      for (const w of this.pending.values()) w.reject(e);
-      this.pending.clear();
-    };
-    worker.on('error', broken);
-    worker.on('exit', (code) => broken(new Error(`training worker exited (code ${code})`)));
-  }
-
-  request(message: Unnumbered, transfer: ArrayBuffer[] = []): Promise<ParallelReply> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id }, transfer);
-    });
-  }
-}
-
 function size(shape: (number | null)[]): number {
   return shape.reduce((a: number, b) => a * (b ?? 0), 1);
 }
@@ -159,12 +125,16 @@ export async function createParallelTrainer(
   const count = Math.max(1, Math.floor(options.workers ?? os.availableParallelism()));
   const backend = options.backend ?? 'wasm';
   const json = model.toJSON(null, true) as string;
-  const links: WorkerLink[] = [];
+  const links: WorkerLink<Unnumbered, ParallelReply>[] = [];
   for (let i = 0; i < count; i++) {
     const worker = new Worker(new URL('./engine-parallel-worker.js', import.meta.url), {
       workerData: { backend },
     });
-    links.push(new WorkerLink(worker));
+    links.push(
+      new WorkerLink<Unnumbered, ParallelReply>(worker, 'training worker', (r) =>
+        r.kind === 'error' ? r.message : null,
+      ),
+    );
   }
   const close = async (): Promise<void> => {
     await Promise.all(

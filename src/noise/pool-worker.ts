@@ -10,7 +10,7 @@ const port = parentPort;
 if (port === null) throw new Error('pool-worker runs in a worker thread');
 let model: tfl.LayersModel | undefined;
 
-async function handle(req: PoolRequest): Promise<PoolReply> {
+async function handle(req: PoolRequest): Promise<{ ok: true; noise?: Float32Array }> {
   switch (req.kind) {
     case 'init':
       await initEngine(req.backend);
@@ -46,10 +46,23 @@ async function handle(req: PoolRequest): Promise<PoolReply> {
   }
 }
 
-port.on('message', (req: PoolRequest) => {
-  handle(req).then(
-    (r) => port.postMessage(r, r.ok && r.noise ? [r.noise.buffer as ArrayBuffer] : []),
-    (e: unknown) =>
-      port.postMessage({ ok: false, message: e instanceof Error ? e.message : String(e) }),
+// One request at a time, in order; each reply carries its request's id (../nn/worker-link.ts).
+let queue: Promise<void> = Promise.resolve();
+port.on('message', (req: PoolRequest & { id: number }) => {
+  queue = queue.then(() =>
+    handle(req).then(
+      (r) => {
+        const reply: PoolReply = { ...r, id: req.id };
+        port.postMessage(reply, r.noise ? [r.noise.buffer as ArrayBuffer] : []);
+      },
+      (e: unknown) => {
+        const reply: PoolReply = {
+          ok: false,
+          id: req.id,
+          message: e instanceof Error ? e.message : String(e),
+        };
+        port.postMessage(reply);
+      },
+    ),
   );
 });

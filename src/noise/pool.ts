@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BackendName } from '../nn/engine.js';
+import { WorkerLink } from '../nn/worker-link.js';
 import type { DescendParams } from './descend.js';
 
 export type PoolRequest =
@@ -23,30 +24,10 @@ export type PoolRequest =
     }
   | { kind: 'close' };
 
-export type PoolReply = { ok: true; noise?: Float32Array } | { ok: false; message: string };
-
-class Link {
-  private queue: Promise<unknown> = Promise.resolve();
-  constructor(readonly worker: Worker) {}
-  /** Requests are answered in order, one at a time. */
-  request(req: PoolRequest, transfer: ArrayBuffer[] = []): Promise<PoolReply> {
-    const next = this.queue.then(
-      () =>
-        new Promise<PoolReply>((resolve, reject) => {
-          const onError = (e: Error) => reject(e);
-          this.worker.once('error', onError);
-          this.worker.once('message', (r: PoolReply) => {
-            this.worker.off('error', onError);
-            if (r.ok) resolve(r);
-            else reject(new Error(`EM worker: ${r.message}`));
-          });
-          this.worker.postMessage(req, transfer);
-        }),
-    );
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
-}
+/** A worker's answer, with the id of the request it answers (./pool-worker.ts). */
+export type PoolReply = { id: number } & (
+  { ok: true; noise?: Float32Array } | { ok: false; message: string }
+);
 
 export interface NoisePool {
   readonly workers: number;
@@ -70,7 +51,12 @@ export async function createNoisePool(
 ): Promise<NoisePool> {
   const links = Array.from(
     { length: workers },
-    () => new Link(new Worker(new URL('./pool-worker.js', import.meta.url))),
+    () =>
+      new WorkerLink<PoolRequest, PoolReply>(
+        new Worker(new URL('./pool-worker.js', import.meta.url)),
+        'EM worker',
+        (r) => (r.ok ? null : `EM worker: ${r.message}`),
+      ),
   );
   const close = async () => {
     await Promise.all(links.map((l) => l.request({ kind: 'close' }).catch(() => undefined)));
