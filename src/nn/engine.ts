@@ -3,11 +3,11 @@
  *
  * - `wasm`: tfjs' WebAssembly backend (XNNPACK, SIMD, one thread in Node), loaded from the local
  *   `@tensorflow/tfjs-backend-wasm/dist/` folder (never a CDN), with the training kernels it lacks
- *   registered by ./wasm-kernels.ts.
+ *   registered by ./backends/wasm/kernels.ts.
  * - `cpu`: tfjs' pure-JS backend — very slow; a reference for tests.
- * - `native`: tfjs' cpu backend with its heavy kernels in onepixel's oneDNN addon (./native/),
+ * - `native`: tfjs' cpu backend with its heavy kernels in onepixel's oneDNN addon (./backends/native/),
  *   built by `npm ci` when libdnnl-dev and a C++ compiler are installed.
- * - `webgpu`: tfjs' WebGPU backend on Dawn, for GPUs (./webgpu.ts); without a GPU it runs on
+ * - `webgpu`: tfjs' WebGPU backend on Dawn, for GPUs (./backends/webgpu/); without a GPU it runs on
  *   Mesa's software OpenGL (slow, for tests).
  * - `auto`: `native` when its addon loads, else `webgpu` on a hardware GPU adapter, else `wasm`.
  */
@@ -18,11 +18,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
-import { registerWasmTrainingKernels } from './wasm-kernels.js';
-import { registerAvgPoolGradFix } from './avgpool-grad.js';
-import { loadNative, nativeLoadError, startNative } from './native/index.js';
-import { nativeMissing } from './native/addon.js';
-import { startWebgpu, vulkanDriverListed } from './webgpu.js';
+import { registerWasmTrainingKernels } from './backends/wasm/kernels.js';
+import { registerAvgPoolGradFix } from './backends/avgpool-grad.js';
+import { loadNative, nativeLoadError, startNative } from './backends/native/index.js';
+import { nativeMissing } from './backends/native/addon.js';
+import { startWebgpu, vulkanDriverListed } from './backends/webgpu/index.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 

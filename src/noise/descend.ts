@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { pgd } from '../train/adversarial.js';
-import { Rng } from '../train/rng.js';
+import { pgd } from '../nn/pgd.js';
+import { Rng } from '../nn/rng.js';
 
 export interface DescendParams {
   epsilon: number;

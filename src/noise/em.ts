@@ -20,7 +20,7 @@ import { buildModel, type ModelName } from '../nn/models/index.js';
 import { SGD, type SGDState } from '../nn/optim.js';
 import type { BackendName } from '../nn/engine.js';
 import { MICRO_BATCH } from '../train/loop.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../nn/rng.js';
 import { checkEpsilon, DEFAULT_EPSILON } from './bounds.js';
 import { classStep, expandClassNoise } from './classwise.js';
 import { crossEntropy, descendBatch } from './descend.js';

@@ -23,7 +23,7 @@
  * `cutout`, `mixup` and `cutmix`; the later stages can be checked against the standard batch.
  */
 import type { Dataset } from '../data/dataset.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../nn/rng.js';
 
 export type Strategy = 'standard' | 'cutout' | 'mixup' | 'cutmix' | 'randaugment' | 'none';
 

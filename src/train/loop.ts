@@ -10,11 +10,11 @@ import type { Dataset } from '../data/dataset.js';
 import { buildModel, type ModelName } from '../nn/models/index.js';
 import { SGD } from '../nn/optim.js';
 import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
-import { pgd } from './adversarial.js';
+import { pgd } from '../nn/pgd.js';
 import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
-import { createParallelTrainer, type ParallelTrainer } from '../nn/engine-parallel.js';
-import { loadCheckpoint, saveCheckpoint, type Tensorish } from './checkpoint.js';
-import { Rng, type RngState } from './rng.js';
+import { createParallelTrainer, type ParallelTrainer } from '../nn/backends/wasm/parallel.js';
+import { loadCheckpoint, saveCheckpoint, type Tensorish } from '../nn/checkpoint.js';
+import { Rng, type RngState } from '../nn/rng.js';
 
 export interface AttackConfig {
   epsilon: number;
