@@ -19,7 +19,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
 import { registerWasmTrainingKernels } from './backends/wasm/kernels.js';
-import { registerAvgPoolGradFix } from './backends/avgpool-grad.js';
+import { patchTfjs, patchTfjsForNative } from './backends/patches.js';
 import { loadNative, nativeLoadError, startNative } from './backends/native/index.js';
 import { nativeMissing } from './backends/native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './backends/webgpu/index.js';
@@ -62,6 +62,7 @@ async function useNative(): Promise<string> {
       `backend 'native' is not available: ${nativeLoadError()}${lacks}; to build it: ${NATIVE_FIX}`,
     );
   }
+  patchTfjsForNative();
   return tf.getBackend();
 }
 
@@ -107,12 +108,12 @@ function listed(names: readonly string[]): string {
  * ('native', 'wasm', 'cpu' or 'webgpu'). Calling it again (with the same or another name) is fine.
  */
 export async function initEngine(name: BackendName = 'auto'): Promise<string> {
-  registerAvgPoolGradFix();
+  patchTfjs();
   switch (name) {
     case 'auto':
       if (nativeAvailable()) return useNative();
       if (vulkanDriverListed() && (await startWebgpu(true))) {
-        registerAvgPoolGradFix();
+        patchTfjs();
         return tf.getBackend();
       }
       return useWasm();
@@ -124,7 +125,7 @@ export async function initEngine(name: BackendName = 'auto'): Promise<string> {
       return useNative();
     case 'webgpu':
       await startWebgpu();
-      registerAvgPoolGradFix(); // the webgpu kernels register when its module loads
+      patchTfjs(); // the webgpu kernels register when its module loads
       return tf.getBackend();
     default:
       return fail(
