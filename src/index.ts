@@ -84,6 +84,7 @@ export {
   type EpochRecord,
   type TrainRun,
 } from './train/loop.js';
-export { openTrainingData, materialize } from './train/data.js';
+export { openTrainingData } from './train/data.js';
+export { materialize } from './data/materialize.js';
 export { PRESETS, PRESET_CONFIG } from './train/presets.js';
 export { runAudit, openAuditData, protectedDatasets } from './audit/matrix.js';

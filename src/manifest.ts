@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fail } from './errors.js';
 import type { SourceFile } from './data/dataset.js';
 import type { DatasetKind, OutputFormat } from './data/formats.js';
-import type { EmConfig, EmRound } from './noise/em.js';
+import type { EmConfig, EmRound } from './noise/em-config.js';
 import type { ClassPixels, Objective } from './shortcut/search.js';
 import { VERSION } from './version.js';
 
