@@ -1,5 +1,6 @@
 /**
- * Error-minimizing noise (Huang et al., "Unlearnable Examples", ICLR 2021; ops-spec §3), min-min:
+ * Error-minimizing noise (Huang et al., "Unlearnable Examples", ICLR 2021; the noise under the OPS
+ * paper's CIFAR-10-S), min-min:
  * every round (a) trains a surrogate for `trainSteps` batches on the currently perturbed training
  * set, then (b) moves each image's noise by `steps` projected sign steps that *descend* the
  * surrogate's loss on the true label (L∞ ball of radius ε, image kept in [0, 1]), then (c) measures
