@@ -8,7 +8,7 @@
  *
  * Each onepixel measurement runs in a child process of its own, once per kernel choice
  * (ONEPIXEL_WEBGPU_KERNELS, read when the backend starts: `batched`, onepixel's default, `splitk`,
- * or `stock` for tfjs' own kernels; see src/nn/webgpu-kernels.ts). Default: batched,stock. The step is the one
+ * or `stock` for tfjs' own kernels; see src/nn/backends/webgpu/kernels.ts). Default: batched,stock. The step is the one
  * bench/train.ts times (variableGrads over the model in training mode, mean softmax cross-entropy,
  * SGD with momentum), on a fixed random batch of 128 32×32×3 images; the loss is read back each
  * step, which waits for the GPU. stdout: one JSON object per measurement (`name`, `backend`,
@@ -20,10 +20,10 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/nn/engine.js';
 import { buildModel, type ModelName } from '../src/nn/models/index.js';
-import { webgpuInfo } from '../src/nn/webgpu.js';
+import { webgpuInfo } from '../src/nn/backends/webgpu/index.js';
 import { SGD } from '../src/nn/optim.js';
-import { pgd } from '../src/train/adversarial.js';
-import { Rng } from '../src/train/rng.js';
+import { pgd } from '../src/nn/pgd.js';
+import { Rng } from '../src/nn/rng.js';
 
 const BATCH = 128;
 const CLASSES = 10;

@@ -11,7 +11,7 @@
  * --backends B,…     onepixel engines to measure: native, wasm, wasm-2workers (default: all three;
  *                    native only where its addon is built)
  * --no-peer          skip PyTorch
- * --no-parallel      skip the `wasm-2workers` rows (src/nn/engine-parallel.ts)
+ * --no-parallel      skip the `wasm-2workers` rows (src/nn/backends/wasm/parallel.ts)
  * --resnet-batch N   ResNet-18's batch on native and PyTorch (default 128)
  * --wasm-resnet-batch N  ResNet-18's batch on wasm (default 32: its 4 GB heap aborts at 128);
  *                    0 skips ResNet-18 on wasm
@@ -23,7 +23,7 @@
  *   and the mean softmax cross-entropy on soft targets, then `SGD.step` (momentum 0.9, weight decay
  *   5e-4), then reading the loss back. `wasm-2workers`: the same step with the gradients computed by
  *   `createParallelTrainer` (two worker threads, one wasm engine each, half the batch each).
- * - `inputgrad-*`: one inner step of src/train/adversarial.ts's `pgd` (steps 1, no random start):
+ * - `inputgrad-*`: one inner step of src/nn/pgd.ts's `pgd` (steps 1, no random start):
  *   the gradient of the loss with respect to the input, model in inference mode, then the signed
  *   step and the projection.
  *
@@ -45,11 +45,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { initEngine, nativeAvailable } from '../src/nn/engine.js';
-import { nativeLoadError } from '../src/nn/native/addon.js';
+import { nativeLoadError } from '../src/nn/backends/native/addon.js';
 import { buildModel, trainableParamCount } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
-import { pgd } from '../src/train/adversarial.js';
-import { Rng } from '../src/train/rng.js';
+import { pgd } from '../src/nn/pgd.js';
+import { Rng } from '../src/nn/rng.js';
 
 const CLASSES = 10;
 const SIZE = 32;
@@ -130,7 +130,7 @@ type CreateParallelTrainer = (
 ) => Promise<ParallelTrainer>;
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PARALLEL_MODULE = join(here, '..', 'src', 'nn', 'engine-parallel.js');
+const PARALLEL_MODULE = join(here, '..', 'src', 'nn', 'backends', 'wasm', 'parallel.js');
 /** The peer script sits in bench/ of the source tree: dist/bench/../../bench. */
 const PEER_SCRIPT = resolve(here, '..', '..', 'bench', 'peer_train_torch.py');
 
@@ -226,7 +226,8 @@ async function child(spec: Spec): Promise<ChildReport> {
     };
   } else {
     const create = await loadParallel();
-    if (create === null) throw new Error('src/nn/engine-parallel.js has no createParallelTrainer');
+    if (create === null)
+      throw new Error('src/nn/backends/wasm/parallel.js has no createParallelTrainer');
     const t = await create(model, { workers: 2, backend: 'wasm' });
     trainer = t;
     step = async () => {
@@ -451,7 +452,9 @@ async function main(): Promise<void> {
   const only = value('--only')?.split(',');
   let parallel = !flag('--no-parallel') && backends.includes('wasm-2workers');
   if (parallel && (await loadParallel()) === null) {
-    process.stderr.write('src/nn/engine-parallel.js absent or unusable: no wasm-2workers rows\n');
+    process.stderr.write(
+      'src/nn/backends/wasm/parallel.js absent or unusable: no wasm-2workers rows\n',
+    );
     parallel = false;
   }
   if (!parallel) backends = backends.filter((b) => b !== 'wasm-2workers');

@@ -39,7 +39,7 @@ n=$(( $(stat -c %s $DATA/c10-clean/data_batch_1.bin) * 5 / 3073 ))   # training 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/run.log"
 CLI="$NODE $APP/dist/src/cli/main.js"
 log "node $($NODE -v); doctor-ish check"
-$NODE -e "import('$APP/dist/src/nn/engine.js').then(async m => { console.log(await m.initEngine('webgpu')); const w = await import('$APP/dist/src/nn/webgpu.js'); console.log(JSON.stringify(w.webgpuInfo())); })" 2>&1 | tail -3 | tee -a "$OUT/run.log"
+$NODE -e "import('$APP/dist/src/nn/engine.js').then(async m => { console.log(await m.initEngine('webgpu')); const w = await import('$APP/dist/src/nn/backends/webgpu/index.js'); console.log(JSON.stringify(w.webgpuInfo())); })" 2>&1 | tail -3 | tee -a "$OUT/run.log"
 
 if [ "${MODE:-}" = em ]; then
   # EM generation time on the subset (sample-wise, LeNet-5 surrogate, the defaults otherwise):

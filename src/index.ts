@@ -75,8 +75,8 @@ export { buildModel, MODELS, trainableParamCount, type ModelName } from './nn/mo
 export { SGD, type SGDOptions } from './nn/optim.js';
 export { scheduleFor, SCHEDULES, type ScheduleName } from './nn/schedule.js';
 export { makeBatch, mixTargets, STRATEGIES, type Strategy } from './train/augment.js';
-export { pgd } from './train/adversarial.js';
-export { Rng } from './train/rng.js';
+export { pgd } from './nn/pgd.js';
+export { Rng } from './nn/rng.js';
 export {
   train,
   evaluate,
@@ -84,6 +84,7 @@ export {
   type EpochRecord,
   type TrainRun,
 } from './train/loop.js';
-export { openTrainingData, materialize } from './train/data.js';
+export { openTrainingData } from './train/data.js';
+export { materialize } from './data/materialize.js';
 export { PRESETS, PRESET_CONFIG } from './train/presets.js';
 export { runAudit, openAuditData, protectedDatasets } from './audit/matrix.js';

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { fail } from './errors.js';
 import type { SourceFile } from './data/dataset.js';
 import type { DatasetKind, OutputFormat } from './data/formats.js';
-import type { EmConfig, EmRound } from './noise/em.js';
+import type { EmConfig, EmRound } from './noise/em-config.js';
 import type { ClassPixels, Objective } from './shortcut/search.js';
 import { VERSION } from './version.js';
 
-/** Protection methods: `cifar10s` is EM noise with the OPS pixel written over it (spec §3). */
+/** Protection methods: `cifar10s` is the paper's CIFAR-10-S: EM noise, the OPS pixel over it. */
 export const METHODS = ['ops', 'em', 'cifar10s', 'random-noise'] as const;
 export type Method = (typeof METHODS)[number];
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { PGD_DEFAULTS, pgd } from '../src/train/adversarial.js';
-import { Rng } from '../src/train/rng.js';
+import { PGD_DEFAULTS, pgd } from '../src/nn/pgd.js';
+import { Rng } from '../src/nn/rng.js';
 
 before(async () => {
   await tf.setBackend('cpu');

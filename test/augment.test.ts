@@ -22,7 +22,7 @@ import {
   type RaOp,
   type Strategy,
 } from '../src/train/augment.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/nn/rng.js';
 import { CIFAR_DIR, PYTHON, cifarClassNames, cifarDataset, cifarRecords } from './helpers.js';
 
 const NO_CIFAR = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'))

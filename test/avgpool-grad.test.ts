@@ -1,5 +1,5 @@
 /**
- * The average-pool gradient where windows overlap the padding (src/nn/avgpool-grad.ts): on every
+ * The average-pool gradient where windows overlap the padding (src/nn/backends/avgpool-grad.ts): on every
  * backend it equals a hand-written reference, Σ over the windows holding a pixel of
  * dy / (that window's pixels inside the image), the same count the forward pass divides by.
  */

@@ -13,8 +13,8 @@ import {
   CPU_FALLBACK_KERNELS,
   HEAP_KERNEL_NAMES,
   registerWasmTrainingKernels,
-} from '../src/nn/wasm-kernels.js';
-import { createParallelTrainer } from '../src/nn/engine-parallel.js';
+} from '../src/nn/backends/wasm/kernels.js';
+import { createParallelTrainer } from '../src/nn/backends/wasm/parallel.js';
 import { OnepixelError } from '../src/errors.js';
 import { on, random } from './helpers.js';
 

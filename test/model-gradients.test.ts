@@ -80,7 +80,7 @@ const CASES: Record<ModelName, Case> = {
   // Dense blocks at 4, 2, 1, 1: n = 256, 64, 16, 16. (At 9×9, batch 4, which keeps every block at
   // 2×2 or more, two input seeds in three hit a near tie.)
   // Its transitions average-pool 1×1 maps with a 2×2 `same` window: the case that tfjs' own
-  // AvgPoolGrad got wrong (src/nn/avgpool-grad.ts).
+  // AvgPoolGrad got wrong (src/nn/backends/avgpool-grad.ts).
   densenet121: { height: 4, width: 4, batch: 16, inference: 1e-4, training: 1e-3 },
   // WRN-28-1; groups at 16, 8, 4: n = 1024, 256, 64.
   wrn28: { height: 16, width: 16, batch: 4, widen: 1, inference: 1e-4, training: 1e-4 },

@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, NATIVE_FIX } from '../src/nn/engine.js';
-import { nativePoolBytes } from '../src/nn/native/index.js';
+import { nativePoolBytes } from '../src/nn/backends/native/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { buildModel } from '../src/nn/models/index.js';
 import { noNative, rand, random } from './native-helpers.js';

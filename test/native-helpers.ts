@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeLoadError } from '../src/nn/native/index.js';
+import { nativeLoadError } from '../src/nn/backends/native/index.js';
 import { on, random } from './helpers.js';
 
 export { random };

@@ -1,14 +1,14 @@
 // PGD's gradient, with respect to the input alone, in inference mode: on native its forward pass
-// runs kernels that keep only what the input's gradient needs (src/nn/native/fused-grads.ts, the
-// batch-norm layer in src/nn/native/batchnorm.ts). The gradient must equal cpu's, and no weight
+// runs kernels that keep only what the input's gradient needs (src/nn/backends/native/fused-grads.ts, the
+// batch-norm layer in src/nn/backends/native/batchnorm.ts). The gradient must equal cpu's, and no weight
 // gradient may run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/nn/engine.js';
 import { buildModel, type ModelName } from '../src/nn/models/index.js';
-import { BN_INFER_RELU } from '../src/nn/native/batchnorm.js';
-import { CONV_INPUT_GRAD_ONLY } from '../src/nn/native/kernels-conv.js';
+import { BN_INFER_RELU } from '../src/nn/backends/native/batchnorm.js';
+import { CONV_INPUT_GRAD_ONLY } from '../src/nn/backends/native/kernels-conv.js';
 import { agree, noNative, rand } from './native-helpers.js';
 
 const skip = noNative();

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/nn/engine.js';
 import { agree, noNative, rand, relativeError } from './native-helpers.js';
 import { on } from './helpers.js';
-import { batchNormTrain } from '../src/nn/native/batchnorm.js';
+import { batchNormTrain } from '../src/nn/backends/native/batchnorm.js';
 
 const skip = noNative();
 const FWD = 1e-5;
@@ -83,7 +83,7 @@ test(
   'native FusedConv2D and _FusedMatMul, linear: run directly, with lazy gradients',
   { skip },
   async () => {
-    // (linear fused ops skip tfjs' custom gradient on native: src/nn/native/fused-grads.ts)
+    // (linear fused ops skip tfjs' custom gradient on native: src/nn/backends/native/fused-grads.ts)
     for (const pad of [
       'same',
       [
@@ -234,7 +234,7 @@ test(
   { skip },
   async () => {
     // Checked by hand, batched (test/avgpool-grad.test.ts checks every backend, tfjs' own
-    // AvgPoolGrad included, which divided by the whole window: src/nn/avgpool-grad.ts).
+    // AvgPoolGrad included, which divided by the whole window: src/nn/backends/avgpool-grad.ts).
     const shape = [3, 7, 9, 4];
     await agree(
       'avg pool odd',

@@ -19,7 +19,7 @@ import { initEngine } from '../src/nn/engine.js';
 import { buildModel, type ModelName } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { makeBatch, mixTargets } from '../src/train/augment.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/nn/rng.js';
 import { CIFAR_DIR } from './helpers.js';
 import { noNative, relativeError } from './native-helpers.js';
 

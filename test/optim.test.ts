@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { SGD } from '../src/nn/optim.js';
 import { constant, cosine, multistep, oneCycle, scheduleFor } from '../src/nn/schedule.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/nn/rng.js';
 import { PYTHON, runPython } from './helpers.js';
 
 /** False when /usr/bin/python3 imports torch, else why not (the reason a test is skipped). */

@@ -4,8 +4,13 @@
  */
 import { Command } from 'commander';
 import { initEngine, NATIVE_FIX, type BackendName } from '../nn/engine.js';
-import { ADDON_PATH, loadNative, nativeLoadError, nativeMissing } from '../nn/native/addon.js';
-import { startWebgpu, webgpuInfo } from '../nn/webgpu.js';
+import {
+  ADDON_PATH,
+  loadNative,
+  nativeLoadError,
+  nativeMissing,
+} from '../nn/backends/native/addon.js';
+import { startWebgpu, webgpuInfo } from '../nn/backends/webgpu/index.js';
 
 export interface BackendReport {
   backend: BackendName;

@@ -3,11 +3,11 @@
  *
  * - `wasm`: tfjs' WebAssembly backend (XNNPACK, SIMD, one thread in Node), loaded from the local
  *   `@tensorflow/tfjs-backend-wasm/dist/` folder (never a CDN), with the training kernels it lacks
- *   registered by ./wasm-kernels.ts.
+ *   registered by ./backends/wasm/kernels.ts.
  * - `cpu`: tfjs' pure-JS backend — very slow; a reference for tests.
- * - `native`: tfjs' cpu backend with its heavy kernels in onepixel's oneDNN addon (./native/),
+ * - `native`: tfjs' cpu backend with its heavy kernels in onepixel's oneDNN addon (./backends/native/),
  *   built by `npm ci` when libdnnl-dev and a C++ compiler are installed.
- * - `webgpu`: tfjs' WebGPU backend on Dawn, for GPUs (./webgpu.ts); without a GPU it runs on
+ * - `webgpu`: tfjs' WebGPU backend on Dawn, for GPUs (./backends/webgpu/); without a GPU it runs on
  *   Mesa's software OpenGL (slow, for tests).
  * - `auto`: `native` when its addon loads, else `webgpu` on a hardware GPU adapter, else `wasm`.
  */
@@ -18,11 +18,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fail } from '../errors.js';
-import { registerWasmTrainingKernels } from './wasm-kernels.js';
-import { registerAvgPoolGradFix } from './avgpool-grad.js';
-import { loadNative, nativeLoadError, startNative } from './native/index.js';
-import { nativeMissing } from './native/addon.js';
-import { startWebgpu, vulkanDriverListed } from './webgpu.js';
+import { registerWasmTrainingKernels } from './backends/wasm/kernels.js';
+import { patchTfjs, patchTfjsForNative } from './backends/patches.js';
+import { loadNative, nativeLoadError, startNative } from './backends/native/index.js';
+import { nativeMissing } from './backends/native/addon.js';
+import { startWebgpu, vulkanDriverListed } from './backends/webgpu/index.js';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
 
@@ -62,6 +62,7 @@ async function useNative(): Promise<string> {
       `backend 'native' is not available: ${nativeLoadError()}${lacks}; to build it: ${NATIVE_FIX}`,
     );
   }
+  patchTfjsForNative();
   return tf.getBackend();
 }
 
@@ -107,12 +108,12 @@ function listed(names: readonly string[]): string {
  * ('native', 'wasm', 'cpu' or 'webgpu'). Calling it again (with the same or another name) is fine.
  */
 export async function initEngine(name: BackendName = 'auto'): Promise<string> {
-  registerAvgPoolGradFix();
+  patchTfjs();
   switch (name) {
     case 'auto':
       if (nativeAvailable()) return useNative();
       if (vulkanDriverListed() && (await startWebgpu(true))) {
-        registerAvgPoolGradFix();
+        patchTfjs();
         return tf.getBackend();
       }
       return useWasm();
@@ -124,7 +125,7 @@ export async function initEngine(name: BackendName = 'auto'): Promise<string> {
       return useNative();
     case 'webgpu':
       await startWebgpu();
-      registerAvgPoolGradFix(); // the webgpu kernels register when its module loads
+      patchTfjs(); // the webgpu kernels register when its module loads
       return tf.getBackend();
     default:
       return fail(

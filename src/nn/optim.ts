@@ -15,7 +15,7 @@
  * alone, its buffer untouched (as PyTorch does for `grad is None`).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { currentNative, sgdInPlace } from './native/sgd.js';
+import { currentNative, sgdInPlace } from './backends/native/sgd.js';
 
 export interface SGDOptions {
   /** Momentum μ. Default 0.9. */

@@ -2,7 +2,7 @@
  * Request and reply with a worker thread: each request gets an id, which the worker echoes in its
  * reply. A reply the worker marks as an error rejects the request; so does the worker's crash or
  * exit, for every request still waiting, and for every later one.
- * Used by data-parallel training (./engine-parallel.ts) and EM's noise pool (../noise/pool.ts).
+ * Used by data-parallel training (./backends/wasm/parallel.ts) and EM's noise pool (../noise/pool.ts).
  */
 import type { Worker } from 'node:worker_threads';
 

@@ -1,14 +1,14 @@
 /**
  * EM checkpoints, so a long generation survives a kill: one folder holding `em.json` (config,
  * progress, history, the dataset's fingerprint, the sha256 of the noise), `noise.bin` (float32)
- * and `surrogate/` (weights and SGD momentum, ../train/checkpoint.ts). The whole folder is written
+ * and `surrogate/` (weights and SGD momentum, ../nn/checkpoint.ts). The whole folder is written
  * under a temporary name and renamed, so a checkpoint is either the old one or the new one.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
-import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import type { EmConfig, EmSnapshot, EmState } from './em.js';
 
 interface EmMeta {

@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type Dataset, imageSize } from '../data/dataset.js';
-import { crossEntropy } from './descend.js';
-import type { EmConfig } from './em.js';
+import { crossEntropy } from '../nn/loss.js';
+import type { EmConfig } from './em-config.js';
 
 /**
  * Class-wise: `steps` sign steps on the class noises, each descending the batch's loss summed over

@@ -5,8 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { pgd } from '../train/adversarial.js';
-import { Rng } from '../train/rng.js';
+import { pgd } from '../nn/pgd.js';
+import { Rng } from '../nn/rng.js';
+import { crossEntropy } from '../nn/loss.js';
 
 export interface DescendParams {
   epsilon: number;
@@ -14,10 +15,6 @@ export interface DescendParams {
   steps: number;
   /** Largest number of images run at once (the wasm heap); default all. */
   maxBatch?: number;
-}
-
-export function crossEntropy(logits: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
-  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), -1))) as tf.Scalar;
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * Error-minimizing noise (Huang et al., "Unlearnable Examples", ICLR 2021; ops-spec §3), min-min:
+ * Error-minimizing noise (Huang et al., "Unlearnable Examples", ICLR 2021; the noise under the OPS
+ * paper's CIFAR-10-S), min-min:
  * every round (a) trains a surrogate for `trainSteps` batches on the currently perturbed training
  * set, then (b) moves each image's noise by `steps` projected sign steps that *descend* the
  * surrogate's loss on the true label (L∞ ball of radius ε, image kept in [0, 1]), then (c) measures
@@ -16,40 +17,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type Dataset, imageSize } from '../data/dataset.js';
 import { fail } from '../errors.js';
-import { buildModel, type ModelName } from '../nn/models/index.js';
+import { buildModel } from '../nn/models/index.js';
 import { SGD, type SGDState } from '../nn/optim.js';
 import type { BackendName } from '../nn/engine.js';
-import { MICRO_BATCH } from '../train/loop.js';
-import { Rng } from '../train/rng.js';
+import { MICRO_BATCH } from '../nn/micro-batch.js';
+import { crossEntropy } from '../nn/loss.js';
+import { Rng } from '../nn/rng.js';
 import { checkEpsilon, DEFAULT_EPSILON } from './bounds.js';
 import { classStep, expandClassNoise } from './classwise.js';
-import { crossEntropy, descendBatch } from './descend.js';
+import { descendBatch } from './descend.js';
+import { EM_MODES, type EmConfig, type EmMode, type EmRound } from './em-config.js';
 import { createNoisePool, type NoisePool } from './pool.js';
 import { randomNoise } from './random.js';
 
-export const EM_MODES = ['samplewise', 'classwise'] as const;
-export type EmMode = (typeof EM_MODES)[number];
-
-/** Everything that decides the noise; a resumed run must have the same (maxRounds excepted). */
-export interface EmConfig {
-  mode: EmMode;
-  epsilon: number;
-  /** PGD descent steps per noise pass, and their size. */
-  steps: number;
-  stepSize: number;
-  /** The surrogate and its SGD (constant learning rate). */
-  model: ModelName;
-  trainSteps: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  /** Images per PGD batch (inference mode: the noise does not depend on it, up to rounding). */
-  noiseBatch: number;
-  stopAccuracy: number;
-  maxRounds: number;
-  seed: number;
-}
+export { EM_MODES, type EmConfig, type EmMode, type EmRound };
 
 export const EM_DEFAULTS: EmConfig = {
   mode: 'samplewise',
@@ -67,17 +48,6 @@ export const EM_DEFAULTS: EmConfig = {
   maxRounds: 20,
   seed: 0,
 };
-
-/** One finished round. */
-export interface EmRound {
-  round: number;
-  /** Mean loss of the surrogate's training steps (on perturbed images). */
-  trainLoss: number;
-  /** After the noise pass: surrogate loss and accuracy on the whole perturbed training set. */
-  loss: number;
-  accuracy: number;
-  seconds: number;
-}
 
 /** Where a generation stands; with the noise, the weights and the optimiser, a checkpoint. */
 export interface EmState {

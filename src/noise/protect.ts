@@ -26,7 +26,7 @@ import { applyToImage } from '../shortcut/apply.js';
 import { datasetStatsParallel } from '../shortcut/parallel-stats.js';
 import { type SearchResult, selectPixels } from '../shortcut/search.js';
 import { datasetFingerprint } from '../data/files.js';
-import { materialize } from '../train/data.js';
+import { materialize } from '../data/materialize.js';
 import { checkEpsilon, checkNoise, DEFAULT_EPSILON, perturbBytes } from './bounds.js';
 import { EM_DEFAULTS, type EmConfig, type EmPhase, type EmRound, generateEm } from './em.js';
 import { loadEmCheckpoint, saveEmCheckpoint } from './checkpoint.js';

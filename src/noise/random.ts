@@ -2,7 +2,7 @@
  * Random noise, the classic control: δ uniform in [−ε, ε], independently per pixel, channel and
  * image, seeded, then clipped so that the noisy image stays in [0, 1].
  */
-import { Rng } from '../train/rng.js';
+import { Rng } from '../nn/rng.js';
 import { checkEpsilon } from './bounds.js';
 
 /** Noise for `clean` (uint8 bytes, image after image): the same length, float32. */

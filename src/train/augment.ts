@@ -1,5 +1,5 @@
 /**
- * Training-batch augmentation for the paper's evaluation protocol (ops-spec §4), on the uint8
+ * Training-batch augmentation for the OPS paper's evaluation protocol (ICLR 2023), on the uint8
  * H×W×C images of a {@link Dataset}, in plain loops with no tf ops (so it can run in a worker).
  * Output is float32 in [0, 1], NHWC, with no normalisation (as in the paper).
  *
@@ -23,7 +23,7 @@
  * `cutout`, `mixup` and `cutmix`; the later stages can be checked against the standard batch.
  */
 import type { Dataset } from '../data/dataset.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../nn/rng.js';
 
 export type Strategy = 'standard' | 'cutout' | 'mixup' | 'cutmix' | 'randaugment' | 'none';
 

@@ -5,32 +5,11 @@
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import type { Dataset, DatasetSplits, ImageStream } from '../data/dataset.js';
-import { imageSize, isDataset } from '../data/dataset.js';
+import { isDataset } from '../data/dataset.js';
 import { type DatasetKind, openDataset, readerKindFor } from '../data/formats.js';
 import { isFile } from '../data/files.js';
 import { MANIFEST, readManifest } from '../manifest.js';
-
-/** Reads a stream into memory (class folders are streams). */
-export async function materialize(stream: ImageStream): Promise<Dataset> {
-  const size = imageSize(stream);
-  const images = new Uint8Array(stream.count * size);
-  const labels = new Int32Array(stream.count);
-  let i = 0;
-  for await (const rec of stream.records()) {
-    if (i >= stream.count) fail(`${rec.ref}: more images than the ${stream.count} announced`);
-    images.set(rec.image, i * size);
-    labels[i++] = rec.label;
-  }
-  if (i !== stream.count) fail(`only ${i} of ${stream.count} images could be read`);
-  return {
-    height: stream.height,
-    width: stream.width,
-    channels: stream.channels,
-    images,
-    labels,
-    classNames: stream.classNames,
-  };
-}
+import { materialize } from '../data/materialize.js';
 
 async function inMemory(x: Dataset | ImageStream): Promise<Dataset> {
   return isDataset(x) ? x : materialize(x);

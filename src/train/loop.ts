@@ -10,11 +10,13 @@ import type { Dataset } from '../data/dataset.js';
 import { buildModel, type ModelName } from '../nn/models/index.js';
 import { SGD } from '../nn/optim.js';
 import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
-import { pgd } from './adversarial.js';
+import { crossEntropy } from '../nn/loss.js';
+import { MICRO_BATCH } from '../nn/micro-batch.js';
+import { pgd } from '../nn/pgd.js';
 import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
-import { createParallelTrainer, type ParallelTrainer } from '../nn/engine-parallel.js';
-import { loadCheckpoint, saveCheckpoint, type Tensorish } from './checkpoint.js';
-import { Rng, type RngState } from './rng.js';
+import { createParallelTrainer, type ParallelTrainer } from '../nn/backends/wasm/parallel.js';
+import { loadCheckpoint, saveCheckpoint, type Tensorish } from '../nn/checkpoint.js';
+import { Rng, type RngState } from '../nn/rng.js';
 
 export interface AttackConfig {
   epsilon: number;
@@ -101,11 +103,6 @@ function setWeights(model: LayersModel, saved: Tensorish[], dir: string): void {
   tensors.forEach((t) => t.dispose());
 }
 
-/** Mean cross-entropy of logits against soft targets. */
-function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1))) as tf.Scalar;
-}
-
 /** Clean accuracy of the model on a dataset, in batches, in inference mode. */
 export async function evaluate(model: LayersModel, ds: Dataset, batch = 500): Promise<number> {
   const n = ds.labels.length;
@@ -128,20 +125,6 @@ export async function evaluate(model: LayersModel, ds: Dataset, batch = 500): Pr
   }
   return correct / n;
 }
-
-/**
- * The largest batch a training step of each model runs at once on wasm, whose heap is 4 GB:
- * ResNet-18 at batch 128 aborts inside XNNPACK (measured); larger batches are split into
- * micro-batches whose gradients are accumulated (batch norm then sees micro-batch statistics, as
- * under data-parallel training). The limits for the deeper models are conservative guesses.
- */
-export const MICRO_BATCH: Partial<Record<ModelName, number>> = {
-  resnet18: 32,
-  resnet50: 16,
-  vgg16: 32,
-  densenet121: 16,
-  wrn28: 16,
-};
 
 /** One data-parallel step: the workers compute the gradients, `apply` updates the weights. */
 async function parallelStep(

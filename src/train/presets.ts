@@ -18,7 +18,8 @@ export const PRESET_CONFIG: Record<PresetName, Partial<TrainConfig>> = {
     schedule: 'onecycle',
     milestones: [],
   },
-  // The paper (ops-spec §4): 200 epochs, SGD lr 0.1, momentum 0.9, wd 5e-4, batch 128, ×0.1 at 100 and 150.
+  // The OPS paper's protocol (Wu et al., ICLR 2023): 200 epochs, SGD lr 0.1, momentum 0.9,
+  // wd 5e-4, batch 128, ×0.1 at 100 and 150.
   paper: {
     epochs: 200,
     batchSize: 128,

@@ -15,7 +15,7 @@
  *
  * `ONEPIXEL_WEBGPU_KERNELS=stock` keeps tfjs' own kernels (for benchmarks).
  */
-import { callKernel, release } from './kernel-call.js';
+import { callKernel, release } from '../kernel-call.js';
 import {
   backend_util,
   BatchMatMul,

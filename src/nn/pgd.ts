@@ -1,7 +1,7 @@
 /**
  * L∞ projected gradient descent (Madry et al. 2018) with a random start, for adversarial training
- * (ops-spec §4: PGD-10, ε = 8/255, step 2/255). Starting from x + U(−ε, ε) clipped to [0, 1], each
- * step ascends the loss along the sign of its input gradient and projects back onto
+ * (the OPS paper's protocol: PGD-10, ε = 8/255, step 2/255). Starting from x + U(−ε, ε) clipped to
+ * [0, 1], each step ascends the loss along the sign of its input gradient and projects back onto
  * [x − ε, x + ε] ∩ [0, 1].
  */
 import * as tf from '@tensorflow/tfjs-core';

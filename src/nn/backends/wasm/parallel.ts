@@ -15,9 +15,9 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { fail } from '../errors.js';
-import type { BackendName } from './engine.js';
-import { WorkerLink } from './worker-link.js';
+import { fail } from '../../../errors.js';
+import type { BackendName } from '../../engine.js';
+import { WorkerLink } from '../../worker-link.js';
 
 /** What the main thread sends a worker. */
 export type ParallelRequest =
@@ -127,7 +127,7 @@ export async function createParallelTrainer(
   const json = model.toJSON(null, true) as string;
   const links: WorkerLink<Unnumbered, ParallelReply>[] = [];
   for (let i = 0; i < count; i++) {
-    const worker = new Worker(new URL('./engine-parallel-worker.js', import.meta.url), {
+    const worker = new Worker(new URL('./parallel-worker.js', import.meta.url), {
       workerData: { backend },
     });
     links.push(

@@ -1,6 +1,6 @@
 /**
  * Calling a backend's registered kernels directly, for kernels composed from other kernels of the
- * same backend (./wasm-kernels.ts, ./webgpu-kernels.ts): no tape, no tensor bookkeeping, and the
+ * same backend (./wasm/kernels.ts, ./webgpu/kernels.ts): no tape, no tensor bookkeeping, and the
  * intermediates are freed by hand.
  */
 import {

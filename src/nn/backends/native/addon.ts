@@ -109,8 +109,8 @@ export interface NativeAddon {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The package root: this file is dist/src/nn/native/addon.js there. */
-export const PACKAGE_ROOT = path.resolve(here, '..', '..', '..', '..');
+/** The package root: this file is dist/src/nn/backends/native/addon.js there. */
+export const PACKAGE_ROOT = path.resolve(here, '..', '..', '..', '..', '..');
 /** The addon (ONEPIXEL_NATIVE_ADDON overrides the path: tests use it to simulate a missing one). */
 export const ADDON_PATH =
   process.env.ONEPIXEL_NATIVE_ADDON ??

@@ -4,13 +4,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNative, nativeLoadError, type NativeAddon } from './addon.js';
 import { NATIVE, registerNativeBackend, type KernelTime, type NativeBackend } from './backend.js';
-import { useLeanBackprop } from './backprop.js';
-import { BATCHNORM_KERNELS, useFusedBatchNorm } from './batchnorm.js';
+import { BATCHNORM_KERNELS } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
-import { useFoldedPadding } from './fold-padding.js';
-import { useLazyFusedGradients } from './fused-grads.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
-import { LAYOUT_KERNELS, useNativeReluGrad } from './kernels-layout.js';
+import { LAYOUT_KERNELS } from './kernels-layout.js';
 
 export { loadNative, nativeLoadError, NATIVE };
 
@@ -19,16 +16,14 @@ const KERNELS = [...CONV_KERNELS, ...ELTWISE_KERNELS, ...LAYOUT_KERNELS, ...BATC
 /** Kernels the native backend runs in the addon (every other one is the cpu backend's). */
 export const NATIVE_KERNELS: readonly string[] = KERNELS.map((k) => k.kernelName);
 
-/** Registers the backend if the addon loads; returns the addon or null. */
+/**
+ * Registers the backend if the addon loads; returns the addon or null. Its tfjs patches are
+ * applied by engine.ts (../patches.ts).
+ */
 export function registerNative(): NativeAddon | null {
   const addon = loadNative();
   if (addon === null) return null;
   registerNativeBackend(addon, KERNELS);
-  useFusedBatchNorm();
-  useNativeReluGrad();
-  useLeanBackprop();
-  useFoldedPadding();
-  useLazyFusedGradients();
   return addon;
 }
 

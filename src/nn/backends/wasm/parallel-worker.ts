@@ -1,12 +1,12 @@
 /**
- * Worker side of ./engine-parallel.ts: its own engine and model replica; answers gradient requests
+ * Worker side of ./parallel.ts: its own engine and model replica; answers gradient requests
  * for its share of each batch.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initEngine, type BackendName } from './engine.js';
-import type { ParallelReply, ParallelRequest } from './engine-parallel.js';
+import { initEngine, type BackendName } from '../../engine.js';
+import type { ParallelReply, ParallelRequest } from './parallel.js';
 
 const port = parentPort;
 if (port === null) throw new Error('engine-parallel-worker runs in a worker thread');

@@ -14,8 +14,8 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { fail } from '../errors.js';
-import { registerWebgpuTrainingKernels } from './webgpu-kernels.js';
+import { fail } from '../../../errors.js';
+import { registerWebgpuTrainingKernels } from './kernels.js';
 
 /** Which adapter the engine runs on. */
 export interface WebgpuInfo {

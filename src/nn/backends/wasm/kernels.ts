@@ -14,12 +14,12 @@
  * Padding is never materialised: positive pads go to XNNPACK as explicit convolution padding,
  * negative ones (rows the forward pass never read) become a `Slice`.
  *
- * `Tile` and `MaxPoolGrad` are replaced by plain loops over the wasm heap (./wasm-heap-kernels.ts).
+ * `Tile` and `MaxPoolGrad` are replaced by plain loops over the wasm heap (./heap-kernels.ts).
  *
  * Kernels missing on wasm that are rarer in CNN training (depthwise backprop, the gradient of
  * `gather`, einsum) fall back to the pure-JS cpu backend's implementation, copying data across.
  */
-import { callKernel, release } from './kernel-call.js';
+import { callKernel, release } from '../kernel-call.js';
 import {
   backend_util,
   Conv2DBackpropFilter,
@@ -44,13 +44,13 @@ import {
 } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { HEAP_KERNELS } from './wasm-heap-kernels.js';
+import { HEAP_KERNELS } from './heap-kernels.js';
 
 const WASM = 'wasm';
 
 /** Kernels composed from wasm's own kernels (fast). */
 export const COMPOSED_KERNELS: readonly string[] = [Conv2DBackpropFilter, Conv2DBackpropInput];
-/** Stock wasm kernels replaced by loops over the wasm heap (./wasm-heap-kernels.ts). */
+/** Stock wasm kernels replaced by loops over the wasm heap (./heap-kernels.ts). */
 export const HEAP_KERNEL_NAMES: readonly string[] = HEAP_KERNELS.map((k) => k.kernelName);
 /** Kernels that run on the cpu backend's implementation, data copied across (correct, slow). */
 export const CPU_FALLBACK_KERNELS: readonly string[] = [

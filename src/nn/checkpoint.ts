@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
-import type { SGDState } from '../nn/optim.js';
+import type { SGDState } from './optim.js';
 import type { RngState } from './rng.js';
 
 export interface Tensorish {

@@ -1,0 +1,41 @@
+/**
+ * What decides error-minimizing noise and what each round reports: the types ./em.ts,
+ * ./classwise.ts, ./checkpoint.ts and the manifest share (a module below all of them, so none of
+ * them imports another for its types).
+ */
+import type { ModelName } from '../nn/models/index.js';
+
+export const EM_MODES = ['samplewise', 'classwise'] as const;
+export type EmMode = (typeof EM_MODES)[number];
+
+/** Everything that decides the noise; a resumed run must have the same (maxRounds excepted). */
+export interface EmConfig {
+  mode: EmMode;
+  epsilon: number;
+  /** PGD descent steps per noise pass, and their size. */
+  steps: number;
+  stepSize: number;
+  /** The surrogate and its SGD (constant learning rate). */
+  model: ModelName;
+  trainSteps: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** Images per PGD batch (inference mode: the noise does not depend on it, up to rounding). */
+  noiseBatch: number;
+  stopAccuracy: number;
+  maxRounds: number;
+  seed: number;
+}
+
+/** One finished round. */
+export interface EmRound {
+  round: number;
+  /** Mean loss of the surrogate's training steps (on perturbed images). */
+  trainLoss: number;
+  /** After the noise pass: surrogate loss and accuracy on the whole perturbed training set. */
+  loss: number;
+  accuracy: number;
+  seconds: number;
+}
