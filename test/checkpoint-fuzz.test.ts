@@ -257,6 +257,32 @@ describe('damaged checkpoints', () => {
     assert.ok(r.refused >= 300, `only ${r.refused} refused`);
   });
 
+  it('checkpoints written before the checksum (format 1: no metaSha256, no dataset) still resume', async () => {
+    const legacy = async (file: string) => {
+      const m = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+      delete m.metaSha256;
+      delete m.dataset;
+      if (m.format === 'onepixel-checkpoint-2') m.format = 'onepixel-checkpoint-1';
+      await writeFile(file, JSON.stringify(m));
+    };
+    const dir = path.join(await tmp(), 'ck');
+    await cp(trainCk, dir, { recursive: true });
+    await legacy(path.join(dir, 'checkpoint.json'));
+    const run = await train(cfg, data, dir);
+    assert.equal(run.history.length, 1);
+    const emDir = path.join(await tmp(), 'em');
+    await cp(emCk, emDir, { recursive: true });
+    const emJson = JSON.parse(await readFile(path.join(emDir, 'em.json'), 'utf8')) as {
+      metaSha256?: string;
+    };
+    delete emJson.metaSha256;
+    await writeFile(path.join(emDir, 'em.json'), JSON.stringify(emJson));
+    await legacy(path.join(emDir, 'surrogate', 'checkpoint.json'));
+    const fp = datasetFingerprint(data.train);
+    const snap = await loadEmCheckpoint(emDir, em, fp, data.train.images.length);
+    assert.equal(snap?.state.round, 1);
+  });
+
   it('the CLI refuses a sample with exit 1, one error line, and leaves the checkpoint as it was', async () => {
     const work0 = await tmp();
     const emArgs = (out: string, dir: string) => [
