@@ -52,8 +52,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   audit: ['train', 'manifest', 'output', 'transforms', ...NN],
   protect: ['noise', 'shortcut', 'manifest', 'output', 'transforms', ...NN],
   inspect: ['manifest', 'output', 'data', ...BOTTOM],
-  train: ['manifest', 'transforms', ...NN],
-  noise: ['transforms', ...NN],
+  train: ['manifest', 'transforms', 'output', ...NN],
+  noise: ['transforms', 'output', ...NN],
   /** The manifest records a protection: the OPS pixels' and EM's config types. */
   manifest: ['shortcut', 'noise', 'data', ...BOTTOM],
   shortcut: ['data', ...BOTTOM],

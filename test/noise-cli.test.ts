@@ -150,6 +150,14 @@ describe('protect --method (noise)', () => {
     assert.equal(more.code, 0, more.stderr);
     assert.match(more.stdout, /EM round {3}2 /);
     assert.doesNotMatch(more.stdout, /EM round {3}1 /);
+    // Resumed from the checkpoint files on disk, in another process: the same noise bytes as an
+    // uninterrupted two-round run.
+    const whole = path.join(await tmp(), 'em2');
+    const w = await run([...base(whole), '--method', 'em', '--max-rounds', '2', ...EM_FAST]);
+    assert.equal(w.code, 0, w.stderr);
+    const resumed = await readFile(path.join(out, 'noise.npy'));
+    assert.ok(resumed.length > 100 * 3072 * 4);
+    assert.ok(resumed.equals(await readFile(path.join(whole, 'noise.npy'))), 'noise differs');
 
     // CIFAR-10-S from that noise: EM bytes everywhere, the OPS pixel of the clean search on top
     const s = path.join(await tmp(), 's');

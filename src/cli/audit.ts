@@ -15,6 +15,7 @@ import { PRESETS, type PresetName } from '../train/presets.js';
 import { writeFileAtomic } from '../train/results.js';
 import { configFrom, parseStrategy } from './train.js';
 import { progressBar, type ProgressBar } from './progress.js';
+import { stopOnSignals } from './signals.js';
 import { positiveInt } from './protect.js';
 
 interface Flags {
@@ -76,12 +77,7 @@ export function auditCommand(): Command {
       ];
       const backend = await initEngine(f.backend);
       await mkdir(f.out, { recursive: true });
-      let stop = false;
-      process.removeAllListeners('SIGINT');
-      process.once('SIGINT', () => {
-        stop = true;
-        process.stderr.write('\nonepixel: stopping after this step; writing a checkpoint\n');
-      });
+      const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       let bar: ProgressBar | null = null;
       let barKey = '';
       const cells = await runAudit(
@@ -114,7 +110,7 @@ export function auditCommand(): Command {
         },
         f.out,
         (cell) => ({
-          shouldStop: () => stop,
+          shouldStop: stop.requested,
           onStep: (done, total, epoch) => {
             const key = `${cell} ${epoch}`;
             if (key !== barKey) {
@@ -182,6 +178,6 @@ export function auditCommand(): Command {
       });
       await writeFile(join(f.out, 'report.html'), html);
       process.stdout.write('\n' + table + '\n');
-      if (stop) process.exit(130);
+      if (stop.requested()) process.exit(stop.exitCode() ?? 130);
     });
 }

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASETS, type DatasetKind, FORMATS, type OutputFormat } from '../data/formats.js';
 import { fail } from '../errors.js';
 import { isAborting } from '../output.js';
+import { stopOnSignals } from './signals.js';
 import { METHODS, type Method } from '../manifest.js';
 import { BACKENDS, type BackendName } from '../nn/engine.js';
 import { MODELS, type ModelName } from '../nn/models/index.js';
@@ -109,14 +110,7 @@ async function runNoise(f: Flags, progress: ReturnType<typeof phaseProgress>) {
   if (f.method === 'ops') throw new Error('unreachable');
   let bar: ProgressBar | null = null;
   let barKey = '';
-  let stop = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.removeAllListeners(signal);
-    process.once(signal, () => {
-      stop = true;
-      process.stderr.write(`\nonepixel: ${signal}: writing an EM checkpoint, then stopping\n`);
-    });
-  }
+  const stop = stopOnSignals('writing an EM checkpoint, then stopping');
   try {
     return await protectWithNoise({
       method: f.method,
@@ -145,7 +139,7 @@ async function runNoise(f: Flags, progress: ReturnType<typeof phaseProgress>) {
       workers: f.workers,
       checkpoint: f.checkpoint,
       resume: f.resume,
-      shouldStop: () => stop,
+      shouldStop: stop.requested,
       onEm: (phase, done, total, round) => {
         if (phase !== 'noise') return;
         const key = `${round}`;
@@ -169,9 +163,9 @@ async function runNoise(f: Flags, progress: ReturnType<typeof phaseProgress>) {
       onProgress: (phase, done, total) => progress.update(phase, done, total),
     });
   } catch (e) {
-    if (stop) {
+    if (stop.requested()) {
       process.stderr.write(`onepixel: ${(e as Error).message}\n`);
-      process.exit(130);
+      process.exit(stop.exitCode() ?? 130);
     }
     throw e;
   }

@@ -16,10 +16,12 @@ import {
   parseCountermeasure,
 } from '../train/countermeasures.js';
 import { openTrainingData } from '../train/data.js';
+import { loadCheckpoint } from '../nn/checkpoint.js';
 import { type EpochRecord, type TrainConfig, train } from '../train/loop.js';
 import { PAPER_ATTACK, PRESET_CONFIG, PRESETS, type PresetName } from '../train/presets.js';
 import { csvLog, summarize, writeFileAtomic } from '../train/results.js';
 import { progressBar, type ProgressBar } from './progress.js';
+import { stopOnSignals } from './signals.js';
 import { positiveInt } from './protect.js';
 
 /** Training strategies: an augmentation, optionally with adversarial training ('at', 'at+cutout'…). */
@@ -191,10 +193,17 @@ export function trainCommand(): Command {
       const ckpt = f.checkpoint ?? results.replace(/\.json$/i, '') + '.ckpt';
       if (await exists(ckpt)) {
         if (f.force) await rm(ckpt, { recursive: true, force: true });
-        else if (!f.resume)
-          fail(
-            `${ckpt}: a checkpoint exists; pass --resume to continue it or --force to start over`,
+        else if (!f.resume) {
+          const damage = await loadCheckpoint(ckpt).then(
+            () => null,
+            (e: Error) => e.message,
           );
+          fail(
+            damage === null
+              ? `${ckpt}: a checkpoint exists; pass --resume to continue it or --force to start over`
+              : `${ckpt}: exists and is not a usable checkpoint, refusing to overwrite it (--force discards it): ${damage}`,
+          );
+        }
       } else if (f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
       const data = await openTrainingData(f.data, f.dataset);
       if (config.countermeasure) {
@@ -211,20 +220,14 @@ export function trainCommand(): Command {
         bar?.stop();
       }
       await mkdir(dirname(results), { recursive: true });
-      let stop = false;
-      const onSignal = () => {
-        stop = true;
-        process.stderr.write('\nonepixel: stopping after this step; writing a checkpoint\n');
-      };
-      process.removeAllListeners('SIGINT');
-      process.once('SIGINT', onSignal);
+      const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       const history: EpochRecord[] = [];
       let bar: ProgressBar | null = null;
       let barEpoch = -1;
       const strategy = f.strategy ?? (config.adversarial ? 'at' : config.strategy);
       const extra = { backend, data: f.data, strategy, preset: f.preset ?? null };
       const run = await train(config, data, ckpt, {
-        shouldStop: () => stop,
+        shouldStop: stop.requested,
         onStep: (done, total, epoch) => {
           if (epoch !== barEpoch) {
             bar?.stop();
@@ -258,7 +261,7 @@ export function trainCommand(): Command {
         process.stderr.write(
           `onepixel: stopped; resume with the same command and --resume (checkpoint ${ckpt})\n`,
         );
-        process.exit(130);
+        process.exit(stop.exitCode() ?? 130);
       }
       const last = run.history[run.history.length - 1];
       process.stdout.write(

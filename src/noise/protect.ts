@@ -63,7 +63,10 @@ async function emNoise(o: NoiseProtectOptions, train: Dataset, epsilon: number, 
   const data = datasetFingerprint(train);
   let resume = null;
   if (o.resume) {
-    resume = await loadEmCheckpoint(dir, config, data);
+    const values =
+      (config.mode === 'classwise' ? train.classNames.length : train.labels.length) *
+      imageSize(train);
+    resume = await loadEmCheckpoint(dir, config, data, values);
     if (resume === null) fail(`${dir}: no EM checkpoint to resume (start without --resume)`);
   } else if (o.force) await rm(dir, { recursive: true, force: true });
   else if (await exists(dir))
