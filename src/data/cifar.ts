@@ -56,8 +56,9 @@ async function fileSize(path: string, what: string): Promise<number> {
     if (!st.isFile()) fail(`${path}: is not a file (${what})`);
     return st.size;
   } catch (e) {
+    if (e instanceof OnepixelError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') fail(`${path}: not found (${what})`);
-    throw e;
+    fail(`${path}: cannot be read (${what}): ${(e as Error).message}`);
   }
 }
 

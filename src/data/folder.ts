@@ -81,9 +81,18 @@ async function entryKind(dir: string, e: Dirent): Promise<'dir' | 'file' | 'othe
   return 'other';
 }
 
+/** A folder's entries, or an error naming it (unreadable, not a folder). */
+async function listEntries(dir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    fail(`${dir}: cannot list the folder (${(e as Error).message})`);
+  }
+}
+
 /** The sorted non-hidden subdirectory names of `dir`. */
 async function subdirs(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = await listEntries(dir);
   const names: string[] = [];
   for (const e of entries) {
     if (isHidden(e.name)) continue;
@@ -94,7 +103,7 @@ async function subdirs(dir: string): Promise<string[]> {
 
 /** The sorted non-hidden image file names directly in `dir`. */
 async function imageFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = await listEntries(dir);
   const names: string[] = [];
   for (const e of entries) {
     if (isHidden(e.name) || !IMAGE_EXT.test(e.name)) continue;
