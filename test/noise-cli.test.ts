@@ -96,7 +96,7 @@ describe('protect --method (noise)', () => {
     assert.match(bad.stderr, /noise shape \[100, 32, 32, 3\] does not match .* \[90, 32, 32, 3\]/);
     const ops = await run([...base(out2), '--epsilon', '8']);
     assert.equal(ops.code, 1);
-    assert.match(ops.stderr, /--epsilon applies to the noise methods/);
+    assert.match(ops.stderr, /--epsilon applies to --method random-noise, em, cifar10s, not ops/);
   });
 
   it('EM, then a resume with changed parameters is refused with the differences', async () => {

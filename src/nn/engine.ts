@@ -24,10 +24,8 @@ import { loadNative, nativeLoadError, startNative } from './native/index.js';
 import { nativeMissing } from './native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './webgpu.js';
 
-export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
-
-/** Every backend name `initEngine` knows, in the order help texts list them. */
-export const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu', 'native'];
+import { BACKENDS, type BackendName } from './names.js';
+export { BACKENDS, type BackendName };
 
 /** The names this build can run (`native` only where its addon is built). */
 export const AVAILABLE_BACKENDS: readonly BackendName[] = [

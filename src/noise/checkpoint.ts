@@ -4,10 +4,11 @@
  * and `surrogate/` (weights and SGD momentum, ../train/checkpoint.ts). The whole folder is written
  * under a temporary name and renamed, so a checkpoint is either the old one or the new one.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
+import { replaceDir } from '../output.js';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import type { EmConfig, EmSnapshot, EmState } from './em.js';
 
@@ -49,11 +50,7 @@ export async function saveEmCheckpoint(dir: string, snap: EmSnapshot, dataset: s
     noiseLength: snap.noise.length,
   };
   await writeFile(join(tmp, 'em.json'), JSON.stringify(meta, null, 1) + '\n');
-  const old = `${dir}.old-${process.pid}`;
-  await rm(old, { recursive: true, force: true });
-  await rename(dir, old).catch(() => undefined);
-  await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await replaceDir(tmp, dir);
 }
 
 /** Keys whose change a resume accepts: raising the round limit continues a finished run. */

@@ -16,57 +16,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type Dataset, imageSize } from '../data/dataset.js';
 import { fail } from '../errors.js';
-import { buildModel, type ModelName } from '../nn/models/index.js';
+import { buildModel } from '../nn/models/index.js';
 import { SGD, type SGDState } from '../nn/optim.js';
 import type { BackendName } from '../nn/engine.js';
 import { MICRO_BATCH } from '../train/loop.js';
 import { Rng } from '../train/rng.js';
-import { checkEpsilon, DEFAULT_EPSILON } from './bounds.js';
+import { checkEpsilon } from './bounds.js';
 import { classStep, expandClassNoise } from './classwise.js';
 import { crossEntropy, descendBatch } from './descend.js';
 import { createNoisePool, type NoisePool } from './pool.js';
 import { randomNoise } from './random.js';
-
-export const EM_MODES = ['samplewise', 'classwise'] as const;
-export type EmMode = (typeof EM_MODES)[number];
-
-/** Everything that decides the noise; a resumed run must have the same (maxRounds excepted). */
-export interface EmConfig {
-  mode: EmMode;
-  epsilon: number;
-  /** PGD descent steps per noise pass, and their size. */
-  steps: number;
-  stepSize: number;
-  /** The surrogate and its SGD (constant learning rate). */
-  model: ModelName;
-  trainSteps: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  /** Images per PGD batch (inference mode: the noise does not depend on it, up to rounding). */
-  noiseBatch: number;
-  stopAccuracy: number;
-  maxRounds: number;
-  seed: number;
-}
-
-export const EM_DEFAULTS: EmConfig = {
-  mode: 'samplewise',
-  epsilon: DEFAULT_EPSILON,
-  steps: 20,
-  stepSize: 0.8 / 255,
-  model: 'lenet5',
-  trainSteps: 10,
-  batchSize: 128,
-  lr: 0.05,
-  momentum: 0.9,
-  weightDecay: 5e-4,
-  noiseBatch: 500,
-  stopAccuracy: 0.99,
-  maxRounds: 20,
-  seed: 0,
-};
+import type { EmConfig } from './em-config.js';
+export { EM_DEFAULTS, EM_MODES, type EmConfig, type EmMode } from './em-config.js';
 
 /** One finished round. */
 export interface EmRound {

@@ -3,12 +3,16 @@
  * (model weights, then the optimiser's momentum buffers, float32), written under a temporary
  * name and renamed, with the sha256 of the binary so a damaged checkpoint is refused, not loaded.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
+import { replaceDir } from '../output.js';
 import type { SGDState } from '../nn/optim.js';
 import type { RngState } from './rng.js';
+
+/** The file that proves a folder is a checkpoint onepixel wrote. */
+export const CHECKPOINT_MARKER = 'checkpoint.json';
 
 export interface Tensorish {
   name: string;
@@ -80,11 +84,7 @@ export async function saveCheckpoint<C, H>(
   await mkdir(tmp, { recursive: true });
   await writeFile(join(tmp, 'weights.bin'), bin);
   await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full) + '\n');
-  const old = `${dir}.old-${process.pid}`;
-  await rm(old, { recursive: true, force: true });
-  await rename(dir, old).catch(() => undefined);
-  await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await replaceDir(tmp, dir);
 }
 
 export interface LoadedCheckpoint<C, H> {

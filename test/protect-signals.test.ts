@@ -1,0 +1,66 @@
+/**
+ * A signal stops any protect promptly: the real CLI on the real CIFAR-10 gets SIGTERM (or SIGINT)
+ * shortly after start, exits 143 (130) within seconds, and leaves neither --out nor a temporary
+ * folder. random-noise used to ignore it (long synchronous loops) and exit 0.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { CIFAR_DIR, CLI, childEnv, tempDirs } from './helpers.js';
+
+const tmp = tempDirs('protect-signals');
+const NO_CIFAR = existsSync(path.join(CIFAR_DIR, 'data_batch_5.bin'))
+  ? false
+  : `no CIFAR-10 at ${CIFAR_DIR}`;
+
+async function interrupt(args: string[], signal: NodeJS.Signals, afterMs: number) {
+  const parent = await tmp();
+  const out = path.join(parent, 'out');
+  const child = spawn(
+    process.execPath,
+    [CLI, 'protect', '--dataset', 'cifar10', '--data-dir', CIFAR_DIR, '--out', out, ...args],
+    { env: childEnv() },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  let exited = false;
+  void closed.then(() => (exited = true));
+  await new Promise((r) => setTimeout(r, afterMs));
+  assert.equal(exited, false, `finished before the signal: ${stderr}`);
+  const sent = Date.now();
+  child.kill(signal);
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await closed;
+  clearTimeout(killer);
+  return { code, seconds: (Date.now() - sent) / 1000, stderr, out, left: await readdir(parent) };
+}
+
+describe('protect on a signal', { skip: NO_CIFAR }, () => {
+  const cases: Array<[string, string[], NodeJS.Signals, number, number]> = [
+    ['ops', [], 'SIGTERM', 143, 700],
+    ['random-noise (noise generation)', ['--method', 'random-noise'], 'SIGTERM', 143, 2500],
+    ['random-noise (SIGINT)', ['--method', 'random-noise'], 'SIGINT', 130, 1500],
+  ];
+  for (const [name, args, signal, expected, afterMs] of cases)
+    it(`${name}: ${signal} → exit ${expected}, nothing left`, async () => {
+      const r = await interrupt(args, signal, afterMs);
+      assert.equal(r.code, expected, r.stderr);
+      assert.ok(r.seconds < 5, `exited ${r.seconds} s after the signal`);
+      assert.match(r.stderr, new RegExp(`interrupted \\(${signal}\\)`));
+      assert.equal(existsSync(r.out), false);
+      assert.deepEqual(r.left, [], 'temporary folders left');
+    });
+
+  it('random-noise during the write phase: SIGTERM → 143, nothing left', async () => {
+    // Measure how long generation takes here, then signal shortly after it.
+    const r = await interrupt(['--method', 'random-noise', '--format', 'npy'], 'SIGTERM', 9000);
+    assert.equal(r.code, 143, r.stderr);
+    assert.ok(r.seconds < 5, `exited ${r.seconds} s after the signal`);
+    assert.equal(existsSync(r.out), false);
+    assert.deepEqual(r.left, []);
+  });
+});
