@@ -764,19 +764,26 @@ describe('help and version', { concurrency: true }, () => {
 });
 
 describe('--download without a network', { concurrency: true }, () => {
-  it('cifar10: fails quickly, pointing at --data-dir, writing no output', async () => {
-    const dataDir = await mkdtemp(path.join(work, 'empty-'));
-    const out = await outIn('download');
-    const r = await runCli(
-      ['protect', '--dataset', 'cifar10', '--download', '--data-dir', dataDir, '--out', out],
-      60_000,
-    );
-    await assertRefused(r, out);
-    assert.match(r.stderr, /--data-dir/);
-    assert.match(r.stderr, /cifar10/);
-    // No partial archive or temporary extraction folder left in the data folder.
-    assert.deepEqual(await readdir(dataDir), []);
-  });
+  // Every method downloads (the noise methods used to ignore --download and fail on the empty
+  // folder instead).
+  for (const method of ['ops', 'random-noise', 'em'])
+    it(`cifar10 --method ${method}: tries the download, fails quickly, writes no output`, async () => {
+      const dataDir = await mkdtemp(path.join(work, 'empty-'));
+      const out = await outIn(`download-${method}`);
+      const r = await runCli(
+        [
+          ...['protect', '--dataset', 'cifar10', '--download', '--data-dir', dataDir],
+          ...['--out', out, '--method', method],
+        ],
+        60_000,
+      );
+      await assertRefused(r, out);
+      assert.match(r.stderr, /--data-dir/);
+      assert.match(r.stderr, /cifar10/);
+      assert.match(r.stderr, /download|cs\.toronto\.edu/i);
+      // No partial archive or temporary extraction folder left in the data folder.
+      assert.deepEqual(await readdir(dataDir), []);
+    });
 
   it('fashion-mnist: says --download is for cifar10 and cifar100', async () => {
     const out = await outIn('download-fashion');

@@ -14,7 +14,7 @@ import type { Phase } from '../protect/method.js';
 import { OBJECTIVES, type Objective } from '../shortcut/search.js';
 import { budget, positiveInt, positiveNumber, rate, seed } from './flags.js';
 import { type ProgressBar, progressBar } from './progress.js';
-import { abort, onStopSignals } from './signals.js';
+import { abort, EXIT_CODES, onStopSignals, type StopSignal } from './signals.js';
 
 /** One progress bar per phase, replaced when the phase changes. */
 function phaseProgress() {
@@ -143,10 +143,10 @@ async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
   // During EM generation a signal asks for a checkpoint and a clean stop; at any other time
   // (opening, searching, writing) it stops at once and removes the unfinished output.
   let generating = false;
-  let stop = false;
+  let stop: StopSignal | null = null;
   onStopSignals((signal) => {
     if (!generating) return abort(signal);
-    stop = true;
+    stop = signal;
     process.stderr.write(`\nonepixel: ${signal}: writing an EM checkpoint, then stopping\n`);
   });
   let emBar: ProgressBar | null = null;
@@ -182,7 +182,7 @@ async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
     workers: f.workers,
     checkpoint: f.checkpoint,
     resume: f.resume,
-    shouldStop: () => stop,
+    shouldStop: () => stop !== null,
     onEm: (phase, done, total, round) => {
       generating = true;
       if (phase !== 'noise') return;
@@ -207,13 +207,13 @@ async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
     onProgress: (phase, done, total) => {
       generating = false;
       // A stop asked during the last EM round that still finished: stop before writing.
-      if (stop && !isAborting()) abort('SIGINT');
+      if (stop && !isAborting()) abort(stop);
       progress.update(phase, done, total);
     },
   }).catch((e: Error) => {
     if (!stop || isAborting()) throw e;
     process.stderr.write(`onepixel: ${e.message}\n`);
-    process.exit(130);
+    process.exit(EXIT_CODES[stop]);
   });
   progress.stop();
   const seconds = ((performance.now() - t0) / 1000).toFixed(2);

@@ -2,12 +2,13 @@
 import { removePending } from '../output.js';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
-const CODES: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+/** The exit status after a signal: 128 + its number, as a shell reports it. */
+export const EXIT_CODES: Record<StopSignal, number> = { SIGINT: 130, SIGTERM: 143 };
 
 /** Removes the half-written output folder, then exits with the signal's status. */
 export function abort(signal: StopSignal): void {
   process.stderr.write(`\nonepixel: interrupted (${signal}); removing unfinished output\n`);
-  void removePending().finally(() => process.exit(CODES[signal]));
+  void removePending().finally(() => process.exit(EXIT_CODES[signal]));
 }
 
 /** Makes `handler` the one reaction to SIGINT and SIGTERM (the default one: `abort`). */
