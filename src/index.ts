@@ -45,7 +45,14 @@ export {
   type ChosenPixel,
 } from './shortcut/search.js';
 export { applyShortcut, applyToImage } from './shortcut/apply.js';
-export { protect, protectedStream, type ProtectOptions } from './protect.js';
+export {
+  protect,
+  protectWithNoise,
+  type ProtectOptions,
+  type NoiseProtectOptions,
+} from './protect/job.js';
+export { protectedStream } from './protect/ops.js';
+export { noisyStream } from './protect/noise.js';
 export { inspect, type InspectReport, type ClassReport } from './inspect.js';
 export {
   readManifest,
@@ -55,7 +62,6 @@ export {
   type Method,
   type NoiseRecord,
 } from './manifest.js';
-export { protectWithNoise, noisyStream, type NoiseProtectOptions } from './noise/protect.js';
 export {
   generateEm,
   EM_DEFAULTS,
@@ -65,7 +71,7 @@ export {
   type EmRound,
   type EmSnapshot,
 } from './noise/em.js';
-export { randomNoise } from './noise/random.js';
+export { randomNoise, randomNoiseChunked } from './noise/random.js';
 export { parseEpsilon, perturbBytes, DEFAULT_EPSILON } from './noise/bounds.js';
 export { readNoiseNpy, writeNoiseNpy } from './noise/npy.js';
 export { saveEmCheckpoint, loadEmCheckpoint } from './noise/checkpoint.js';

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 /** Compiled to dist/test/: the sources are two folders up. */
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
 
-const BOTTOM = ['errors', 'version'];
+/** The floor: errors, the version, and output.ts (files on disk: atomic writes, the abort flag). */
+const BOTTOM = ['errors', 'version', 'output'];
 const NN = ['nn', 'data', ...BOTTOM];
 /**
  * Which layers each layer may import (its own is always allowed). `cli` is on top, then `index`
@@ -58,7 +59,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   manifest: ['shortcut', 'noise', 'data', ...BOTTOM],
   shortcut: ['data', ...BOTTOM],
   transforms: ['data', ...BOTTOM],
-  output: ['data', ...BOTTOM],
+  output: ['errors'],
   nn: NN,
   data: BOTTOM,
   errors: [],

@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../train/results.js';
 import { configFrom, parseStrategy } from './train.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
-import { positiveInt } from './protect.js';
+import { positiveInt, seed } from './flags.js';
 
 interface Flags {
   clean: string;
@@ -39,9 +39,6 @@ const list = (s: string) =>
 
 export function auditCommand(): Command {
   return new Command('audit')
-    .description(
-      'train every model × strategy on clean and protected data; report clean-test accuracy',
-    )
     .requiredOption('--clean <dir>', 'the clean dataset folder (reference column)')
     .requiredOption('--protected <dirs>', 'protected folder(s), comma-separated')
     .option('--models <names>', `models, comma-separated (${MODELS.join(', ')})`, 'lenet5')
@@ -60,7 +57,7 @@ export function auditCommand(): Command {
       new Option('--preset <name>', 'protocol for every cell').choices(PRESETS).default('quick'),
     )
     .option('--epochs <n>', "override the preset's epochs", positiveInt('--epochs'))
-    .option('--seed <n>', 'seed of every cell', (v) => Number(v), 0)
+    .option('--seed <n>', 'seed of every cell', seed(), 0)
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
     .requiredOption('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
     .action(async (f: Flags) => {
@@ -96,8 +93,8 @@ export function auditCommand(): Command {
                 epochs: f.epochs,
                 seed: f.seed,
                 backend: f.backend,
-                epsilon: 8,
-                attackStep: 2,
+                epsilon: 8 / 255,
+                attackStep: 2 / 255,
                 attackSteps: 10,
                 resume: false,
                 force: false,

@@ -5,12 +5,16 @@
  * own canonical content, so any damage to either file is refused with a one-line error naming the
  * file, never loaded or taken for "no checkpoint".
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, OnepixelError } from '../errors.js';
 import { sha256 } from '../data/files.js';
+import { replaceDir } from '../output.js';
 import type { SGDState } from './optim.js';
 import type { RngState } from './rng.js';
+
+/** The file that proves a folder is a checkpoint onepixel wrote. */
+export const CHECKPOINT_MARKER = 'checkpoint.json';
 
 export interface Tensorish {
   name: string;
@@ -187,11 +191,7 @@ export async function saveCheckpoint<C, H>(
   await mkdir(tmp, { recursive: true });
   await writeFile(join(tmp, 'weights.bin'), bin);
   await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full) + '\n');
-  const old = `${dir}.old-${process.pid}`;
-  await rm(old, { recursive: true, force: true });
-  await rename(dir, old).catch(() => undefined);
-  await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await replaceDir(tmp, dir);
 }
 
 export interface LoadedCheckpoint<C, H> {

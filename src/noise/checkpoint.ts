@@ -6,11 +6,11 @@
  * `em.json` carries `metaSha256` over its own content: a damaged file in the folder is refused
  * with one line naming it, never taken for "no checkpoint".
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
-import { exists } from '../output.js';
+import { exists, replaceDir } from '../output.js';
 import {
   canonicalJson,
   configDifferences as differences,
@@ -62,11 +62,7 @@ export async function saveEmCheckpoint(dir: string, snap: EmSnapshot, dataset: s
   };
   meta.metaSha256 = metaChecksum(meta);
   await writeFile(join(tmp, 'em.json'), JSON.stringify(meta, null, 1) + '\n');
-  const old = `${dir}.old-${process.pid}`;
-  await rm(old, { recursive: true, force: true });
-  await rename(dir, old).catch(() => undefined);
-  await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await replaceDir(tmp, dir);
 }
 
 /** Keys whose change a resume accepts: raising the round limit continues a finished run. */

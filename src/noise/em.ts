@@ -24,31 +24,14 @@ import { MICRO_BATCH } from '../nn/micro-batch.js';
 import { yieldToEvents } from '../nn/yield.js';
 import { crossEntropy } from '../nn/loss.js';
 import { Rng } from '../nn/rng.js';
-import { checkEpsilon, DEFAULT_EPSILON } from './bounds.js';
+import { checkEpsilon } from './bounds.js';
 import { classStep, expandClassNoise } from './classwise.js';
 import { descendBatch } from './descend.js';
-import { EM_MODES, type EmConfig, type EmMode, type EmRound } from './em-config.js';
+import type { EmConfig, EmRound } from './em-config.js';
 import { createNoisePool, type NoisePool } from './pool.js';
 import { randomNoise } from './random.js';
 
-export { EM_MODES, type EmConfig, type EmMode, type EmRound };
-
-export const EM_DEFAULTS: EmConfig = {
-  mode: 'samplewise',
-  epsilon: DEFAULT_EPSILON,
-  steps: 20,
-  stepSize: 0.8 / 255,
-  model: 'lenet5',
-  trainSteps: 10,
-  batchSize: 128,
-  lr: 0.05,
-  momentum: 0.9,
-  weightDecay: 5e-4,
-  noiseBatch: 500,
-  stopAccuracy: 0.99,
-  maxRounds: 20,
-  seed: 0,
-};
+export { EM_DEFAULTS, EM_MODES, type EmConfig, type EmMode, type EmRound } from './em-config.js';
 
 /** Where a generation stands; with the noise, the weights and the optimiser, a checkpoint. */
 export interface EmState {
