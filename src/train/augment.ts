@@ -17,6 +17,10 @@
  * - `randaugment`: UDA-style RandAugment (Xie et al. 2020) on the uint8 image, then standard. Two
  *   (op, magnitude) pairs drawn with replacement from the ops of {@link RA_OPS} × magnitudes 1..9,
  *   each applied with p = 0.5. See {@link applyRaOp} for each op and where it departs from PIL.
+ * - `ueraser`: standard, then UEraser-Lite (Qin et al. 2023) on every image, fresh draws each
+ *   time it is seen: plasma brightness (roughness U(0.1, 0.7), intensity U(0, 1)), plasma
+ *   contrast (roughness U(0.1, 0.7)), a random channel permutation with p = 0.5, then one
+ *   TrivialAugmentWide op; see {@link uEraserImage}.
  *
  * Random draws happen stage by stage for the whole batch (first RandAugment, then crops and flips,
  * then holes or mixing), so the same seed gives the same crops and flips under `standard`,
@@ -26,8 +30,11 @@ import type { Dataset } from '../data/dataset.js';
 import type { Rng } from './rng.js';
 import * as pil from '../transforms/pil.js';
 import { type AffineMatrix, clamp, type Geometry } from '../transforms/pil.js';
+import { plasmaBrightness, plasmaContrast } from '../transforms/plasma.js';
+import { trivialAugment } from '../transforms/trivial-augment.js';
 
-export type Strategy = 'standard' | 'cutout' | 'mixup' | 'cutmix' | 'randaugment' | 'none';
+export type Strategy =
+  'standard' | 'cutout' | 'mixup' | 'cutmix' | 'randaugment' | 'ueraser' | 'none';
 
 export const STRATEGIES: readonly Strategy[] = [
   'standard',
@@ -35,6 +42,7 @@ export const STRATEGIES: readonly Strategy[] = [
   'mixup',
   'cutmix',
   'randaugment',
+  'ueraser',
   'none',
 ];
 
@@ -169,7 +177,13 @@ export function makeBatch(
     cropFlip(sources[i], batch.subarray(i * S, (i + 1) * S), ds, dy - padding, dx - padding, flip);
   }
 
-  // Stage 3: holes or mixing.
+  // Stage 3: holes, UEraser or mixing.
+  if (strategy === 'ueraser') {
+    const scratch = new Uint8Array(S);
+    const work = new Float64Array(S);
+    for (let i = 0; i < n; i++)
+      uEraserImage(batch.subarray(i * S, (i + 1) * S), ds, rng, work, scratch);
+  }
   if (strategy === 'cutout') {
     const size = opts.cutoutSize ?? 16;
     for (let i = 0; i < n; i++) {
@@ -486,4 +500,44 @@ export function applyRaOp(
       throw new RangeError(`applyRaOp: unknown op '${String(never)}'`);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// UEraser-Lite
+
+/**
+ * UEraser-Lite on one uint8 H×W×C image, in place, as the authors' kornia pipeline
+ * (`RandomPlasmaBrightness(roughness=(0.1, 0.7), intensity=(0, 1), p=1)`,
+ * `RandomPlasmaContrast(roughness=(0.1, 0.7), p=1)`, `RandomChannelShuffle(p=0.5)`,
+ * `TrivialAugment()`): the plasma ops on v/255 in float64 (transforms/plasma.ts), rounded back to
+ * uint8 (⌊255·x + ½⌋), a uniformly random permutation of the channels with p = 0.5, then one
+ * TrivialAugmentWide op (transforms/trivial-augment.ts).
+ *
+ * Departures from the reference: the image is rounded to 8 bits after the plasma ops (kornia
+ * stays in float), and TrivialAugment uses torchvision's PIL ops and "wide" bins where kornia has
+ * its own tensor ops and bins.
+ */
+export function uEraserImage(
+  img: Uint8Array,
+  g: Geometry,
+  rng: Rng,
+  work = new Float64Array(img.length),
+  scratch?: Uint8Array,
+): void {
+  const { height: H, width: W, channels: C } = g;
+  for (let k = 0; k < img.length; k++) work[k] = img[k] / 255;
+  const roughB = 0.1 + 0.6 * rng.uniform();
+  const intensity = rng.uniform();
+  plasmaBrightness(work, H, W, C, roughB, intensity, rng);
+  plasmaContrast(work, H, W, C, 0.1 + 0.6 * rng.uniform(), rng);
+  for (let k = 0; k < img.length; k++) img[k] = Math.floor(255 * work[k] + 0.5);
+  if (C > 1 && rng.uniform() < 0.5) {
+    const perm = rng.permutation(C);
+    const px = new Uint8Array(C);
+    for (let o = 0; o < img.length; o += C) {
+      for (let c = 0; c < C; c++) px[c] = img[o + perm[c]];
+      img.set(px, o);
+    }
+  }
+  trivialAugment(img, g, rng, scratch);
 }
