@@ -29,6 +29,23 @@ export interface LinearFitOptions {
 
 const UNIT = Float64Array.from({ length: 256 }, (_, v) => v / 255);
 
+/** Σ a[i + d]·b[j + d] over d < n, in four interleaved partial sums (to break the add chain). */
+function dot(a: Float64Array, i: number, b: Float64Array, j: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let d = 0;
+  for (; d + 3 < n; d += 4) {
+    s0 += a[i + d] * b[j + d];
+    s1 += a[i + d + 1] * b[j + d + 1];
+    s2 += a[i + d + 2] * b[j + d + 2];
+    s3 += a[i + d + 3] * b[j + d + 3];
+  }
+  for (; d < n; d++) s0 += a[i + d] * b[j + d];
+  return s0 + s1 + (s2 + s3);
+}
+
 /** Fits the bias-free linear softmax classifier; returns W as K rows of D = H·W·C weights. */
 export function fitLinear(
   images: Uint8Array,
@@ -63,9 +80,7 @@ export function fitLinear(
         let max = -Infinity;
         let arg = 0;
         for (let c = 0; c < K; c++) {
-          let s = 0;
-          const wc = c * D;
-          for (let d = 0; d < D; d++) s += W[wc + d] * x[xi + d];
+          const s = dot(W, c * D, x, xi, D);
           p[i * K + c] = s;
           if (s > max) [max, arg] = [s, c];
         }
@@ -136,11 +151,7 @@ export function projectOut(
   for (let i = 0; i < count; i++) {
     const o = i * D;
     for (let d = 0; d < D; d++) x[d] = UNIT[src[o + d]];
-    const coef = basis.map((b) => {
-      let s = 0;
-      for (let d = 0; d < D; d++) s += b[d] * x[d];
-      return s;
-    });
+    const coef = basis.map((b) => dot(b, 0, x, 0, D));
     for (let j = 0; j < basis.length; j++) {
       const b = basis[j];
       const c = coef[j];
