@@ -29,19 +29,23 @@ export function medianFilter(src: Uint8Array, dst: Uint8Array, g: Geometry, k: n
   checkOdd(k, 'medianFilter');
   const { height: H, width: W, channels: C } = g;
   const r = (k - 1) / 2;
-  const hist = new Int32Array(256);
-  const half = (k * k + 1) / 2; // the median is the half-th smallest
+  const n = k * k;
+  const win = new Uint8Array(n);
   for (let c = 0; c < C; c++)
     for (let y = 0; y < H; y++)
       for (let x = 0; x < W; x++) {
-        hist.fill(0);
+        let m = 0;
         for (let dy = -r; dy <= r; dy++) {
           const row = rep(y + dy, H) * W;
-          for (let dx = -r; dx <= r; dx++) hist[src[(row + rep(x + dx, W)) * C + c]]++;
+          for (let dx = -r; dx <= r; dx++) {
+            // insertion sort as the window fills
+            const v = src[(row + rep(x + dx, W)) * C + c];
+            let j = m++;
+            for (; j > 0 && win[j - 1] > v; j--) win[j] = win[j - 1];
+            win[j] = v;
+          }
         }
-        let v = 0;
-        for (let seen = hist[0]; seen < half; seen += hist[++v]);
-        dst[(y * W + x) * C + c] = v;
+        dst[(y * W + x) * C + c] = win[(n - 1) / 2];
       }
 }
 
