@@ -81,6 +81,13 @@ export { buildModel, MODELS, trainableParamCount, type ModelName } from './nn/mo
 export { SGD, type SGDOptions } from './nn/optim.js';
 export { scheduleFor, SCHEDULES, type ScheduleName } from './nn/schedule.js';
 export { makeBatch, mixTargets, STRATEGIES, type Strategy } from './train/augment.js';
+export {
+  applyCountermeasure,
+  countermeasureName,
+  COUNTERMEASURES,
+  type Countermeasure,
+  parseCountermeasure,
+} from './train/countermeasures.js';
 export { pgd } from './nn/pgd.js';
 export { Rng } from './nn/rng.js';
 export {

@@ -13,6 +13,7 @@ import { readManifest } from '../manifest.js';
 import { exists } from '../output.js';
 import { PRESETS, type PresetName } from '../train/presets.js';
 import { writeFileAtomic } from '../train/results.js';
+import { COUNTERMEASURES } from '../train/countermeasures.js';
 import { configFrom, parseStrategy } from './train.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
@@ -50,7 +51,7 @@ export function auditCommand(): Command {
     .option(
       '--countermeasures <names>',
       'also train on the training images after each of these, comma-separated: none (the plain ' +
-        'rows), grayscale, jpeg[:quality] (default quality 10); rows become strategy+countermeasure',
+        `rows), ${COUNTERMEASURES.slice(1).join(', ')}; rows become strategy+countermeasure`,
       'none',
     )
     .addOption(
