@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { OnepixelError } from '../errors.js';
 import { isAborting, removePending } from '../output.js';
 import { VERSION } from '../version.js';
+import { setVerbose } from '../verbose.js';
 import { protectCommand } from './protect.js';
 import { inspectCommand } from './inspect.js';
 import { trainCommand } from './train.js';
@@ -14,7 +15,9 @@ const program = new Command()
   .name('onepixel')
   .description('Make image datasets unlearnable with the One-Pixel Shortcut, and prove it.')
   .version(VERSION)
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  .option('--verbose', "also print the libraries' own diagnostics (the GPU engine's Dawn)", false)
+  .hook('preAction', (cmd) => setVerbose(cmd.opts<{ verbose: boolean }>().verbose));
 program.addCommand(protectCommand());
 program.addCommand(inspectCommand());
 program.addCommand(trainCommand());
