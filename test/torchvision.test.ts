@@ -17,6 +17,7 @@ import { writeNpy } from '../src/data/npy.js';
 import { readCifar10 } from '../src/data/cifar.js';
 import { readCifar10Python, writeCifar10Python } from '../src/data/cifar-python.js';
 import { protect, type ProtectOptions } from '../src/protect.js';
+import { SUBCLASSES } from './torchvision-subclasses.js';
 import {
   CIFAR_RECORD,
   PYTHON,
@@ -37,21 +38,6 @@ function noTorchvision(): string | false {
   return false;
 }
 const SKIP = noTorchvision();
-
-/** The subclasses docs/training-on-the-protected-copy.md gives, verbatim. */
-export const SUBCLASSES = `
-from torchvision.datasets import CIFAR10, CIFAR100
-
-class ProtectedCIFAR10(CIFAR10):
-    base_folder = ""  # the files are in root itself (onepixel's --out)
-    meta = {**CIFAR10.meta, "md5": None}  # batches.meta: no md5 check
-    def _check_integrity(self): return True  # the batches: no md5 check
-
-class ProtectedCIFAR100(CIFAR100):
-    base_folder = ""
-    meta = {**CIFAR100.meta, "md5": None}
-    def _check_integrity(self): return True
-`;
 
 const CHECK = `${SUBCLASSES}
 import json, os, pickle, sys
