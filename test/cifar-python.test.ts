@@ -244,6 +244,12 @@ for p in (2, 4):
     await writeFile(path.join(parent, 'cifar-10-batches-py', 'data_batch_1'), '');
     await assert.rejects(readCifar10Python(parent), /pass that as --data-dir/);
     await assert.rejects(
+      readCifar100Python(parent),
+      (e: Error) =>
+        e.message ===
+        `${path.join(parent, 'train')}: not found (CIFAR-100 python version: train, meta)`,
+    );
+    await assert.rejects(
       readCifar10Python(path.resolve('../shared/data/cifar-10-batches-bin')),
       /holds the binary version: use --dataset cifar10$/,
     );

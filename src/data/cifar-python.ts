@@ -197,6 +197,7 @@ async function checkFolder(dir: string, l: Layout, binary: string): Promise<void
     fail(`${first}: not found; the files are in ${join(dir, l.folder)}: pass that as --data-dir`);
   if (await isFile(join(dir, `${l.train[0]}.bin`)))
     fail(`${first}: not found; ${dir} holds the binary version: use --dataset ${binary}`);
+  fail(`${first}: not found (${l.name} python version: ${[...l.train, l.meta].join(', ')})`);
 }
 
 async function readPython(dir: string, l: Layout, binary: string): Promise<DatasetSplits<Dataset>> {
