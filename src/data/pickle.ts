@@ -440,8 +440,9 @@ export function unpickle(path: string, b: Uint8Array): PyValue {
         const state = pop();
         const obj = top();
         const s = state instanceof PyTuple ? state.items : [];
-        const text = s.map((v) => (v instanceof PyBytes ? v.text() : v));
-        if (obj instanceof Dtype && !obj.built && text.join() === '3,|,,,,-1,-1,0') {
+        // (the array's state holds its data: only a dtype's short state is turned into text)
+        const dtypeState = () => s.map((v) => (v instanceof PyBytes ? v.text() : v)).join();
+        if (obj instanceof Dtype && !obj.built && dtypeState() === '3,|,,,,-1,-1,0') {
           obj.built = true;
         } else if (obj instanceof NdArray && obj.data === null && s.length === 5) {
           const shape = ints(s[1]);
