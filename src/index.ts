@@ -17,6 +17,13 @@ export {
   writeCifar100,
   CIFAR10_CLASSES,
 } from './data/cifar.js';
+export {
+  readCifar10Python,
+  readCifar100Python,
+  writeCifar10Python,
+  writeCifar100Python,
+} from './data/cifar-python.js';
+export { setVerbose } from './verbose.js';
 export { readIdxFolder, writeIdx, FASHION_MNIST_CLASSES, MNIST_CLASSES } from './data/idx.js';
 export { readNpyFolder, writeNpy, parseNpy } from './data/npy.js';
 export { openFolder, writePngFolder } from './data/folder.js';

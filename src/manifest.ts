@@ -59,7 +59,9 @@ export function methodLabel(m: Manifest): string {
     case 'em':
       return m.noise?.em?.config.mode === 'classwise' ? 'EM (class-wise)' : 'EM';
     case 'cifar10s':
-      return m.source.dataset === 'cifar10' ? 'CIFAR-10-S' : 'EM + OPS';
+      return m.source.dataset === 'cifar10' || m.source.dataset === 'cifar10-python'
+        ? 'CIFAR-10-S'
+        : 'EM + OPS';
     case 'random-noise':
       return 'random noise';
   }

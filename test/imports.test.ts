@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
 
 /** The floor: errors, the version, and output.ts (files on disk: atomic writes, the abort flag). */
-const BOTTOM = ['errors', 'version', 'output'];
+const BOTTOM = ['errors', 'version', 'output', 'verbose'];
 const NN = ['nn', 'data', ...BOTTOM];
 /**
  * Which layers each layer may import (its own is always allowed). `cli` is on top, then `index`
@@ -60,6 +60,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   shortcut: ['data', ...BOTTOM],
   transforms: ['data', ...BOTTOM],
   output: ['errors'],
+  verbose: [],
   nn: NN,
   data: BOTTOM,
   errors: [],

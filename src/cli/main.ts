@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { OnepixelError } from '../errors.js';
 import { isAborting, removePending } from '../output.js';
 import { VERSION } from '../version.js';
+import { setVerbose } from '../verbose.js';
 import { onStopSignals } from './signals.js';
 
 const COMMANDS: Record<string, [string, () => Promise<Command>]> = {
@@ -38,7 +39,9 @@ const program = new Command()
   .name('onepixel')
   .description('Make image datasets unlearnable with the One-Pixel Shortcut, and prove it.')
   .version(VERSION)
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  .option('--verbose', "also print the libraries' own diagnostics (the GPU engine's Dawn)", false)
+  .hook('preAction', (cmd) => setVerbose(cmd.opts<{ verbose: boolean }>().verbose));
 
 // The command named on the line (`onepixel help <command>` too) is loaded in full.
 const args = process.argv.slice(2).filter((a) => !a.startsWith('-'));
