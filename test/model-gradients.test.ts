@@ -93,11 +93,11 @@ const BN = [...CONV, BN_TRAIN_RELU, BN_GRAD, 'FusedBatchNorm'];
 const NATIVE_KERNELS: Record<ModelName, string[]> = {
   lenet5: [...CONV, 'MaxPool', 'MaxPoolGrad'],
   smallcnn: [...BN, 'MaxPool', 'MaxPoolGrad', 'Mean'],
-  resnet18: [...BN, BN_TRAIN, 'AddN', 'Mean'],
-  resnet50: [...BN, BN_TRAIN, 'AddN', 'Mean'],
+  resnet18: [...BN, BN_TRAIN, 'Add', 'Mean'],
+  resnet50: [...BN, BN_TRAIN, 'Add', 'Mean'],
   vgg16: [...BN, 'MaxPool', 'MaxPoolGrad'],
   densenet121: [...BN, 'AvgPool', 'AvgPoolGrad', 'Mean'],
-  wrn28: [...BN, 'AddN', 'Mean'],
+  wrn28: [...BN, 'Add', 'Mean'],
 };
 
 // The cpu backend's filter gradient, loops reordered ------------------------------------------

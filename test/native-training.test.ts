@@ -77,7 +77,7 @@ async function cifar(n: number): Promise<Dataset> {
 // The native kernels each model's training steps must run (the element-wise ones aside).
 const STEP = ['FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'addon:sgd'];
 const LENET = [...STEP, 'MaxPool', 'MaxPoolGrad', '_FusedMatMul', 'BatchMatMul', RELU_GRAD];
-const RESNET = [...STEP, BN_TRAIN_RELU, BN_TRAIN, BN_GRAD, 'Mean', 'AddN', RELU_GRAD];
+const RESNET = [...STEP, BN_TRAIN_RELU, BN_TRAIN, BN_GRAD, 'Mean', 'Add', RELU_GRAD];
 
 for (const [model, batch, steps, tolerance, weightTolerance, kernels] of [
   ['lenet5', 64, 25, 1e-3, 1e-3, LENET],
