@@ -124,7 +124,7 @@ export function trainCommand(): Command {
     )
     .option(
       '--attack-warmup <epochs>',
-      'adversarial training: grow ε (and the PGD step) linearly from 0 over these epochs',
+      "adversarial training: grow ε (and the PGD step) linearly from 0 over these epochs (default: the preset's; quick 5, paper 0)",
       nonNegative('--attack-warmup'),
     )
     .option('--widen <k>', 'WRN widening factor', positiveInt('--widen'))

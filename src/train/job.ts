@@ -13,7 +13,7 @@ import { STRATEGIES, type Strategy } from './augment.js';
 import { applyCountermeasure, countermeasureName, parseCountermeasure } from './countermeasures.js';
 import type { TrainingData } from './data.js';
 import { type EpochRecord, type TrainConfig, type TrainHooks, train } from './loop.js';
-import { PAPER_ATTACK, PRESET_CONFIG, type PresetName } from './presets.js';
+import { PAPER_ATTACK, PRESET_ATTACK_WARMUP, PRESET_CONFIG, type PresetName } from './presets.js';
 import { csvLog, summarize, type TrainResults, writeFileAtomic } from './results.js';
 
 /** Training strategies: an augmentation, optionally with adversarial training ('at', 'at+cutout'…). */
@@ -48,7 +48,7 @@ export interface JobSpec {
   epsilon?: number;
   attackStep?: number;
   attackSteps?: number;
-  /** Adversarial training: epochs over which ε grows from 0 to its value (0: none). */
+  /** Adversarial training: epochs over which ε grows from 0 (0: none); default the preset's. */
   attackWarmup?: number;
   widen?: number;
   workers?: number;
@@ -72,7 +72,7 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
           epsilon: (f.epsilon ?? PAPER_ATTACK.epsilon * 255) / 255,
           step: (f.attackStep ?? PAPER_ATTACK.step * 255) / 255,
           steps: f.attackSteps ?? PAPER_ATTACK.steps,
-          ...(f.attackWarmup ? { warmupEpochs: f.attackWarmup } : {}),
+          ...warmup(f.attackWarmup ?? PRESET_ATTACK_WARMUP[f.preset ?? 'quick']),
         }
       : null,
     epochs: f.epochs ?? base.epochs ?? 15,
@@ -92,6 +92,8 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
     workers: f.workers ?? defaultWorkers(engine as BackendName, strategy.adversarial),
   };
 }
+
+const warmup = (epochs: number) => (epochs > 0 ? { warmupEpochs: epochs } : {});
 
 /** The training data a config trains on: its countermeasure applied to the training images. */
 export async function jobData(
