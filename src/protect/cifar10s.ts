@@ -1,6 +1,7 @@
 /**
- * CIFAR-10-S (ops-spec §3): EM noise, then the OPS pixel searched on the clean images written
- * over it. `objective` and `pixels` choose that pixel as they do for --method ops.
+ * CIFAR-10-S (the OPS paper's headline dataset): sample-wise EM noise (ε 8/255), then the OPS
+ * pixel searched on the clean images written over it. `objective` and `pixels` choose that pixel
+ * as they do for --method ops.
  */
 import type { Protected, MethodInput } from './method.js';
 import { emNoise, type EmOptions } from './em.js';
