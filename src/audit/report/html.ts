@@ -26,9 +26,10 @@ export function curveSvg(
   series: Array<{ name: string; values: number[]; sd?: Array<number | null> }>,
   title: string,
 ): string {
-  const W = 360;
+  const W = 420;
   const H = 200;
-  const pad = { l: 36, r: 10, t: 22, b: 28 };
+  // The legend sits right of the plot, where no line can cross it.
+  const pad = { l: 36, r: 90, t: 22, b: 28 };
   const epochs = Math.max(1, ...series.map((s) => s.values.length));
   const x = (e: number) => pad.l + (W - pad.l - pad.r) * (epochs === 1 ? 0.5 : e / (epochs - 1));
   const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
@@ -45,17 +46,17 @@ export function curveSvg(
       const sd = s.sd;
       const band =
         sd && sd.every((v) => v !== null) && sd.length === s.values.length && sd.length > 0
-          ? `<polygon fill="${c}" fill-opacity="0.15" stroke="none" points="${[
+          ? `<polygon class="band" fill="${c}" fill-opacity="0.15" stroke="none" points="${[
               ...s.values.map((v, e) => `${x(e).toFixed(1)},${y(v + (sd[e] ?? 0)).toFixed(1)}`),
               ...s.values
                 .map((v, e) => `${x(e).toFixed(1)},${y(v - (sd[e] ?? 0)).toFixed(1)}`)
                 .reverse(),
             ].join(' ')}"/>`
           : '';
-      return `${band}<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r}" y="${pad.t + 12 * i}" font-size="10" text-anchor="end" fill="${c}">${esc(s.name)}</text>`;
+      return `${band}<polyline class="series" fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r + 8}" y="${pad.t + 8 + 12 * i}" font-size="10" fill="${c}">${esc(s.name)}</text>`;
     })
     .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${W / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
+  return `<svg class="curve" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${(pad.l + W - pad.r) / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
 }
 
 async function pngDataUri(ds: Dataset, i: number, scale: number): Promise<string> {
@@ -179,7 +180,7 @@ export function reportHtml(r: ReportInput): string {
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;
         })
         .join('');
-      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table><tr><th>strategy</th>${head}</tr>${body}</table>`;
+      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table class="accuracy"><tr><th>strategy</th>${head}</tr>${body}</table>`;
     })
     .join('\n');
   const series = (model: string, s: string, which: 'testCurve' | 'trainCurve') =>
