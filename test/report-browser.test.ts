@@ -267,6 +267,10 @@ describe('audit report in headless Chromium', { skip: NO_CHROMIUM }, () => {
         1,
       ]),
     );
+    // Best epoch: clean rises to the last epoch; OPS under `standard` peaks early, by hand from
+    // the jitter 0.025·((7·seed + 3·epoch) mod 5 − 2): seed 0 at epoch 2, seeds 1 and 2 at 1.
+    assert.ok(dump.stdout.includes('<small class="epoch">(epoch 6)</small>'));
+    assert.ok(dump.stdout.includes('<small class="epoch">(epochs 2, 1, 1)</small>'));
     // Two classes, original and protected.
     assert.equal(p.sampleImages, 4);
     for (const t of ['final', 'best', '±', 'PGD-10, ε 8.000/255', 'jpeg:10', '0, 1, 2'])

@@ -160,6 +160,14 @@ function protocolTable(cells: AuditCell[], summaries: CellSummary[]): string {
   return `<table class="protocol"><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>${rows.join('')}</table>`;
 }
 
+/** The epoch of the best accuracy, once when every seed agrees, else per seed. */
+function bestEpochs(c: CellSummary | undefined): string {
+  if (!c || c.bestEpoch.length === 0) return '';
+  const same = c.bestEpoch.every((e) => e === c.bestEpoch[0]);
+  const text = same ? `epoch ${c.bestEpoch[0]}` : `epochs ${c.bestEpoch.join(', ')}`;
+  return ` <small class="epoch">(${text})</small>`;
+}
+
 export function reportHtml(r: ReportInput): string {
   const { layout, cells } = r;
   const seeds = r.seeds ?? [0];
@@ -174,7 +182,7 @@ export function reportHtml(r: ReportInput): string {
           const tds = layout.datasets
             .map((d) => {
               const c = summaryOf(summaries, d, model, s);
-              return `<td>${esc(formatStat(c?.final))}</td><td>${esc(formatStat(c?.best))}</td>`;
+              return `<td>${esc(formatStat(c?.final))}</td><td>${esc(formatStat(c?.best))}${bestEpochs(c)}</td>`;
             })
             .join('');
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;
@@ -203,12 +211,12 @@ export function reportHtml(r: ReportInput): string {
       : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.protocol td{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.accuracy td{white-space:nowrap}.protocol td{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
 </head><body>
 <h1>${esc(r.title)}</h1>
 ${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
 <h2>Accuracy on the clean test set</h2>
-<p>${esc(tableLegend(seeds))}</p>
+<p>${esc(tableLegend(seeds))} In brackets: the epoch of the best accuracy${seeds.length > 1 ? ', per seed where they differ' : ''}.</p>
 ${tables}
 ${robustnessHtml(cells, layout)}
 <h2>Per-epoch curves</h2>
