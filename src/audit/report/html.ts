@@ -211,7 +211,7 @@ export function reportHtml(r: ReportInput): string {
       : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.accuracy td{white-space:nowrap}.protocol td{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.accuracy td{white-space:nowrap}.protocol td,.protocol th{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
 </head><body>
 <h1>${esc(r.title)}</h1>
 ${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
