@@ -13,7 +13,11 @@ function cell(dataset: string, strategy: string, acc: number): AuditCell {
     strategy,
     seed: 0,
     folder: '',
-    results: { finalTestAccuracy: acc, testAccuracy: [acc] } as unknown as TrainResults,
+    results: {
+      finalTestAccuracy: acc,
+      testAccuracy: [acc],
+      trainAccuracy: [acc],
+    } as unknown as TrainResults,
   };
 }
 
@@ -41,14 +45,15 @@ describe('robustness chart', () => {
     const cells = Object.entries(acc).flatMap(([d, a]) => rows.map((r, i) => cell(d, r, a[i])));
     const layout = { models: ['lenet5'], strategies: rows, datasets: ['clean', 'OPS'] };
     const html = robustnessHtml(cells, layout);
-    // x: 40 + 200·i/2 (W = 360, pads 40 and 120); y: 24 + 150·(1 − a).
+    // x: 40 + 280·i/2 (W = 50 + 6.5·60 = 440 for the 60-character title, pads 40 and 120);
+    // y: 24 + 150·(1 − a).
     assert.match(
       html,
-      /<polyline fill="none" stroke="#555" stroke-width="2" stroke-dasharray="5,3" points="40\.0,54\.0 140\.0,84\.0 240\.0,69\.0"\/>/,
+      /<polyline class="series reference" fill="none" stroke="#555" stroke-width="2" stroke-dasharray="5,3" points="40\.0,54\.0 180\.0,84\.0 320\.0,69\.0"\/>/,
     );
     assert.match(
       html,
-      /<polyline fill="none" stroke="#d62728" stroke-width="2" points="40\.0,144\.0 140\.0,99\.0 240\.0,136\.5"\/>/,
+      /<polyline class="series" fill="none" stroke="#d62728" stroke-width="2" points="40\.0,144\.0 180\.0,99\.0 320\.0,136\.5"\/>/,
     );
     for (const c of ['none', 'jpeg:10', 'bdr:2']) assert.ok(html.includes(`>${c}</text>`), c);
     assert.ok(html.includes('lenet5, standard: clean-test accuracy (%) per countermeasure'));

@@ -26,9 +26,10 @@ export function curveSvg(
   series: Array<{ name: string; values: number[]; sd?: Array<number | null> }>,
   title: string,
 ): string {
-  const W = 360;
+  const W = 420;
   const H = 200;
-  const pad = { l: 36, r: 10, t: 22, b: 28 };
+  // The legend sits right of the plot, where no line can cross it.
+  const pad = { l: 36, r: 90, t: 22, b: 28 };
   const epochs = Math.max(1, ...series.map((s) => s.values.length));
   const x = (e: number) => pad.l + (W - pad.l - pad.r) * (epochs === 1 ? 0.5 : e / (epochs - 1));
   const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
@@ -45,17 +46,17 @@ export function curveSvg(
       const sd = s.sd;
       const band =
         sd && sd.every((v) => v !== null) && sd.length === s.values.length && sd.length > 0
-          ? `<polygon fill="${c}" fill-opacity="0.15" stroke="none" points="${[
+          ? `<polygon class="band" fill="${c}" fill-opacity="0.15" stroke="none" points="${[
               ...s.values.map((v, e) => `${x(e).toFixed(1)},${y(v + (sd[e] ?? 0)).toFixed(1)}`),
               ...s.values
                 .map((v, e) => `${x(e).toFixed(1)},${y(v - (sd[e] ?? 0)).toFixed(1)}`)
                 .reverse(),
             ].join(' ')}"/>`
           : '';
-      return `${band}<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r}" y="${pad.t + 12 * i}" font-size="10" text-anchor="end" fill="${c}">${esc(s.name)}</text>`;
+      return `${band}<polyline class="series" fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r + 8}" y="${pad.t + 8 + 12 * i}" font-size="10" fill="${c}">${esc(s.name)}</text>`;
     })
     .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${W / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
+  return `<svg class="curve" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${(pad.l + W - pad.r) / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
 }
 
 async function pngDataUri(ds: Dataset, i: number, scale: number): Promise<string> {
@@ -159,6 +160,14 @@ function protocolTable(cells: AuditCell[], summaries: CellSummary[]): string {
   return `<table class="protocol"><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>${rows.join('')}</table>`;
 }
 
+/** The epoch of the best accuracy, once when every seed agrees, else per seed. */
+function bestEpochs(c: CellSummary | undefined): string {
+  if (!c || c.bestEpoch.length === 0) return '';
+  const same = c.bestEpoch.every((e) => e === c.bestEpoch[0]);
+  const text = same ? `epoch ${c.bestEpoch[0]}` : `epochs ${c.bestEpoch.join(', ')}`;
+  return ` <small class="epoch">(${text})</small>`;
+}
+
 export function reportHtml(r: ReportInput): string {
   const { layout, cells } = r;
   const seeds = r.seeds ?? [0];
@@ -173,13 +182,13 @@ export function reportHtml(r: ReportInput): string {
           const tds = layout.datasets
             .map((d) => {
               const c = summaryOf(summaries, d, model, s);
-              return `<td>${esc(formatStat(c?.final))}</td><td>${esc(formatStat(c?.best))}</td>`;
+              return `<td>${esc(formatStat(c?.final))}</td><td>${esc(formatStat(c?.best))}${bestEpochs(c)}</td>`;
             })
             .join('');
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;
         })
         .join('');
-      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table><tr><th>strategy</th>${head}</tr>${body}</table>`;
+      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table class="accuracy"><tr><th>strategy</th>${head}</tr>${body}</table>`;
     })
     .join('\n');
   const series = (model: string, s: string, which: 'testCurve' | 'trainCurve') =>
@@ -202,12 +211,12 @@ export function reportHtml(r: ReportInput): string {
       : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.protocol td{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.accuracy td{white-space:nowrap}.protocol td,.protocol th{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
 </head><body>
 <h1>${esc(r.title)}</h1>
 ${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
 <h2>Accuracy on the clean test set</h2>
-<p>${esc(tableLegend(seeds))}</p>
+<p>${esc(tableLegend(seeds))} In brackets: the epoch of the best accuracy${seeds.length > 1 ? ', per seed where they differ' : ''}.</p>
 ${tables}
 ${robustnessHtml(cells, layout)}
 <h2>Per-epoch curves</h2>

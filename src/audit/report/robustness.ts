@@ -44,7 +44,8 @@ export function robustnessSvg(
   series: RobustnessSeries[],
   title: string,
 ): string {
-  const W = Math.max(360, 60 + 52 * countermeasures.length);
+  // Wide enough for the title (about 6.5 px a character at 12 px) and the countermeasures.
+  const W = Math.max(360, 60 + 52 * countermeasures.length, 50 + Math.ceil(6.5 * title.length));
   const H = 260;
   const pad = { l: 40, r: 120, t: 24, b: 86 };
   const n = countermeasures.length;
@@ -73,10 +74,11 @@ export function robustnessSvg(
         .map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="2.5" fill="${c}"/>`)
         .join('');
       const dash = s.reference ? ' stroke-dasharray="5,3"' : '';
-      return `<polyline fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.join(' ')}"/>${dots}<text x="${W - pad.r + 8}" y="${pad.t + 14 * k + 8}" font-size="10" fill="${c}">${esc(s.name)}${s.reference ? ' (reference)' : ''}</text>`;
+      const cls = s.reference ? 'series reference' : 'series';
+      return `<polyline class="${cls}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.join(' ')}"/>${dots}<text x="${W - pad.r + 8}" y="${pad.t + 14 * k + 8}" font-size="10" fill="${c}">${esc(s.name)}${s.reference ? ' (reference)' : ''}</text>`;
     })
     .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
+  return `<svg class="robustness" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
 }
 
 /** Final clean-test accuracy of a cell, the mean over its seeds; null where none ran. */
