@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what onepixel's tests and quick start need on a fresh Debian machine with Node 20:
-# Debian's Fashion-MNIST (real grayscale test data), numpy (tests check numpy reads our .npy) and
-# PyTorch CPU and PIL (the independent references the model, optimiser, schedule and RandAugment tests compare against;
-# onepixel itself never uses Python), Mesa's EGL with its software rasteriser (so the webgpu backend's
+# Debian's Fashion-MNIST (real grayscale test data), numpy (tests check numpy reads our .npy),
+# PyTorch CPU, PIL and OpenCV (the independent references the model, optimiser, schedule,
+# augmentation and countermeasure tests compare against), torchvision (a test loads the protected
+# copies with it; onepixel itself never uses Python), Mesa's EGL with its software rasteriser (so the webgpu backend's
 # tests run Dawn's OpenGL path on a machine without a GPU), oneDNN and a C++ toolchain for the
 # native backend (node-gyp needs make and python3), Chromium (a test opens the audit report in
 # it headless), then the npm packages (which build the TypeScript and the native addon).
@@ -13,6 +14,8 @@ need=()
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need+=(python3-pil)
+/usr/bin/python3 -c 'import cv2' 2>/dev/null || need+=(python3-opencv)
+/usr/bin/python3 -c 'import torchvision' 2>/dev/null || need+=(python3-torchvision)
 lib=/usr/lib/x86_64-linux-gnu
 [ -e $lib/libEGL.so ] || need+=(libegl-dev)
 [ -e $lib/libEGL_mesa.so.0 ] || need+=(libegl-mesa0)
