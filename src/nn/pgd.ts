@@ -2,12 +2,14 @@
  * L∞ projected gradient descent (Madry et al. 2018) with a random start, for adversarial training
  * (the OPS paper's protocol: PGD-10, ε = 8/255, step 2/255). Starting from x + U(−ε, ε) clipped to
  * [0, 1], each step ascends the loss along the sign of its input gradient and projects back onto
- * [x − ε, x + ε] ∩ [0, 1].
+ * [x − ε, x + ε] ∩ [0, 1]. The sign is exact (./sign.ts): tfjs's wasm `tf.sign` flushes |g| < 1e-7
+ * to 0, which left about 5 % of the pixels unmoved.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradient functions; tfjs-layers' bundle registers all of them.
 import '@tensorflow/tfjs-layers';
 import type { Rng } from './rng.js';
+import { exactSign } from './sign.js';
 
 export interface PgdOptions {
   /** L∞ radius. Default 8/255. */
@@ -70,7 +72,7 @@ export function pgd(
     for (let k = 0; k < steps; k++) {
       const next = tf.tidy(() => {
         const g = grad(adv);
-        const moved = tf.add(adv, tf.mul(tf.sign(g), signedStep));
+        const moved = tf.add(adv, tf.mul(exactSign(g), signedStep));
         return tf.minimum(tf.maximum(moved, lower), upper) as tf.Tensor4D;
       });
       adv.dispose();

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type Dataset, imageSize } from '../data/dataset.js';
 import { crossEntropy } from '../nn/loss.js';
+import { exactSign } from '../nn/sign.js';
 import type { EmConfig } from './em-config.js';
 
 /**
@@ -40,7 +41,7 @@ export async function classStep(
     let d: tf.Tensor = tf.tensor2d(noise, [classes, size]);
     for (let s = 0; s < c.steps; s++) {
       const g = grad(d);
-      d = tf.clipByValue(tf.sub(d, tf.mul(tf.sign(g), c.stepSize)), -c.epsilon, c.epsilon);
+      d = tf.clipByValue(tf.sub(d, tf.mul(exactSign(g), c.stepSize)), -c.epsilon, c.epsilon);
     }
     return d;
   });
