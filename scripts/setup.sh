@@ -4,7 +4,8 @@
 # PyTorch CPU and PIL (the independent references the model, optimiser, schedule and RandAugment tests compare against;
 # onepixel itself never uses Python), Mesa's EGL with its software rasteriser (so the webgpu backend's
 # tests run Dawn's OpenGL path on a machine without a GPU), oneDNN and a C++ toolchain for the
-# native backend (node-gyp needs make and python3), then the npm packages (which build the
+# native backend (node-gyp needs make and python3), Slurm and munge (a one-node cluster for the
+# sharding test), then the npm packages (which build the
 # TypeScript and the native addon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,11 @@ lib=/usr/lib/x86_64-linux-gnu
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
+# A one-node Slurm (scripts/slurm-local.sh) for the cluster integration test.
+command -v slurmctld >/dev/null || need+=(slurmctld)
+command -v slurmd >/dev/null || need+=(slurmd)
+command -v munged >/dev/null || need+=(munge)
+command -v sbatch >/dev/null || need+=(slurm-client)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
