@@ -9,6 +9,7 @@ import { inspectCommand } from './inspect.js';
 import { trainCommand } from './train.js';
 import { auditCommand } from './audit.js';
 import { doctorCommand } from './doctor.js';
+import { slurmCommand } from './slurm.js';
 
 const program = new Command()
   .name('onepixel')
@@ -20,6 +21,7 @@ program.addCommand(inspectCommand());
 program.addCommand(trainCommand());
 program.addCommand(auditCommand());
 program.addCommand(doctorCommand());
+program.addCommand(slurmCommand());
 
 // Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
 for (const [signal, code] of [
