@@ -17,6 +17,13 @@ export {
   writeCifar100,
   CIFAR10_CLASSES,
 } from './data/cifar.js';
+export {
+  readCifar10Python,
+  readCifar100Python,
+  writeCifar10Python,
+  writeCifar100Python,
+} from './data/cifar-python.js';
+export { setVerbose } from './verbose.js';
 export { readIdxFolder, writeIdx, FASHION_MNIST_CLASSES, MNIST_CLASSES } from './data/idx.js';
 export { readNpyFolder, writeNpy, parseNpy } from './data/npy.js';
 export { openFolder, writePngFolder } from './data/folder.js';
@@ -45,7 +52,14 @@ export {
   type ChosenPixel,
 } from './shortcut/search.js';
 export { applyShortcut, applyToImage } from './shortcut/apply.js';
-export { protect, protectedStream, type ProtectOptions } from './protect.js';
+export {
+  protect,
+  protectWithNoise,
+  type ProtectOptions,
+  type NoiseProtectOptions,
+} from './protect/job.js';
+export { protectedStream } from './protect/ops.js';
+export { noisyStream } from './protect/noise.js';
 export { inspect, type InspectReport, type ClassReport } from './inspect.js';
 export {
   readManifest,
@@ -55,7 +69,6 @@ export {
   type Method,
   type NoiseRecord,
 } from './manifest.js';
-export { protectWithNoise, noisyStream, type NoiseProtectOptions } from './noise/protect.js';
 export {
   generateEm,
   EM_DEFAULTS,
@@ -65,7 +78,7 @@ export {
   type EmRound,
   type EmSnapshot,
 } from './noise/em.js';
-export { randomNoise } from './noise/random.js';
+export { randomNoise, randomNoiseChunked } from './noise/random.js';
 export { parseEpsilon, perturbBytes, DEFAULT_EPSILON } from './noise/bounds.js';
 export { readNoiseNpy, writeNoiseNpy } from './noise/npy.js';
 export { saveEmCheckpoint, loadEmCheckpoint } from './noise/checkpoint.js';
@@ -75,6 +88,13 @@ export { buildModel, MODELS, trainableParamCount, type ModelName } from './nn/mo
 export { SGD, type SGDOptions } from './nn/optim.js';
 export { scheduleFor, SCHEDULES, type ScheduleName } from './nn/schedule.js';
 export { makeBatch, mixTargets, STRATEGIES, type Strategy } from './train/augment.js';
+export {
+  applyCountermeasure,
+  countermeasureName,
+  COUNTERMEASURES,
+  type Countermeasure,
+  parseCountermeasure,
+} from './train/countermeasures.js';
 export { pgd } from './nn/pgd.js';
 export { Rng } from './nn/rng.js';
 export {

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 /** Compiled to dist/test/: the sources are two folders up. */
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
 
-const BOTTOM = ['errors', 'version'];
+/** The floor: errors, the version, and output.ts (files on disk: atomic writes, the abort flag). */
+const BOTTOM = ['errors', 'version', 'output', 'verbose'];
 const NN = ['nn', 'data', ...BOTTOM];
 /**
  * Which layers each layer may import (its own is always allowed). `cli` is on top, then `index`
@@ -52,13 +53,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   audit: ['train', 'manifest', 'output', 'transforms', ...NN],
   protect: ['noise', 'shortcut', 'manifest', 'output', 'transforms', ...NN],
   inspect: ['manifest', 'output', 'data', ...BOTTOM],
-  train: ['manifest', 'transforms', ...NN],
-  noise: ['transforms', ...NN],
+  train: ['manifest', 'transforms', 'output', ...NN],
+  noise: ['transforms', 'output', ...NN],
   /** The manifest records a protection: the OPS pixels' and EM's config types. */
   manifest: ['shortcut', 'noise', 'data', ...BOTTOM],
   shortcut: ['data', ...BOTTOM],
   transforms: ['data', ...BOTTOM],
-  output: ['data', ...BOTTOM],
+  output: ['errors'],
+  verbose: [],
   nn: NN,
   data: BOTTOM,
   errors: [],

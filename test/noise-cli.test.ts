@@ -96,7 +96,7 @@ describe('protect --method (noise)', () => {
     assert.match(bad.stderr, /noise shape \[100, 32, 32, 3\] does not match .* \[90, 32, 32, 3\]/);
     const ops = await run([...base(out2), '--epsilon', '8']);
     assert.equal(ops.code, 1);
-    assert.match(ops.stderr, /--epsilon applies to the noise methods/);
+    assert.match(ops.stderr, /--epsilon applies to --method random-noise, em, cifar10s, not ops/);
   });
 
   it('EM, then a resume with changed parameters is refused with the differences', async () => {
@@ -150,6 +150,14 @@ describe('protect --method (noise)', () => {
     assert.equal(more.code, 0, more.stderr);
     assert.match(more.stdout, /EM round {3}2 /);
     assert.doesNotMatch(more.stdout, /EM round {3}1 /);
+    // Resumed from the checkpoint files on disk, in another process: the same noise bytes as an
+    // uninterrupted two-round run.
+    const whole = path.join(await tmp(), 'em2');
+    const w = await run([...base(whole), '--method', 'em', '--max-rounds', '2', ...EM_FAST]);
+    assert.equal(w.code, 0, w.stderr);
+    const resumed = await readFile(path.join(out, 'noise.npy'));
+    assert.ok(resumed.length > 100 * 3072 * 4);
+    assert.ok(resumed.equals(await readFile(path.join(whole, 'noise.npy'))), 'noise differs');
 
     // CIFAR-10-S from that noise: EM bytes everywhere, the OPS pixel of the clean search on top
     const s = path.join(await tmp(), 's');
@@ -183,6 +191,23 @@ describe('protect --method (noise)', () => {
         assert.equal(got[i * 3072 + j], want, `image ${i} byte ${j}`);
       }
     }
+    // --objective and --pixels choose cifar10s's OPS pixel as they do for ops (they were ignored)
+    const s2 = path.join(await tmp(), 's2');
+    const more2 = ['--objective', 'paper', '--pixels', '2'];
+    const noiseFile = path.join(out, 'noise.npy');
+    const r2 = await run([...base(s2), '--method', 'cifar10s', '--noise', noiseFile, ...more2]);
+    assert.equal(r2.code, 0, r2.stderr);
+    const ops2 = path.join(await tmp(), 'ops2');
+    assert.equal((await run([...base(ops2), ...more2])).code, 0);
+    const m2 = JSON.parse(await readFile(path.join(s2, 'manifest.json'), 'utf8')) as {
+      objective: string;
+      pixelsPerClass: number;
+    };
+    assert.equal(m2.objective, 'paper');
+    assert.equal(m2.pixelsPerClass, 2);
+    assert.deepEqual(await pixelsOf(s2), await pixelsOf(ops2));
+    assert.ok((await pixelsOf(s2)).every((px) => px.length === 2));
+    assert.notDeepEqual(await pixelsOf(s2), pixels);
     // audit columns are named by method (CIFAR-10-S only for CIFAR-10 itself)
     const cols = await protectedDatasets([opsOut, out, s, out]);
     assert.deepEqual(

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { Dataset } from '../src/data/dataset.js';
 import { writeCifar10, writeCifar100 } from '../src/data/cifar.js';
+import { writeCifar100Python } from '../src/data/cifar-python.js';
 import type { DatasetKind, OutputFormat } from '../src/data/formats.js';
 import { writePngFolder } from '../src/data/folder.js';
 import { writeIdx } from '../src/data/idx.js';
@@ -16,7 +17,7 @@ import { writeNpy } from '../src/data/npy.js';
 import { OnepixelError } from '../src/errors.js';
 import { mergePlan, shardStats } from '../src/protect/plan.js';
 import { SHARDS_DIR, writeShard } from '../src/protect/shard-write.js';
-import { protect } from '../src/protect.js';
+import { protect } from '../src/protect/job.js';
 import { parseShard, shardRange, shardsOf } from '../src/shard.js';
 import type { Objective } from '../src/shortcut/search.js';
 import { datasetStats } from '../src/shortcut/stats.js';
@@ -167,6 +168,35 @@ const CASES: Case[] = [
     },
     shards: 3,
     order: [1, 2, 0],
+  },
+  {
+    name: 'cifar10 → cifar-python (pickled batches)',
+    kind: 'cifar10',
+    make: cifar(123, 15),
+    format: 'cifar-python',
+    shards: 4,
+    order: [3, 1, 0, 2],
+  },
+  {
+    name: 'cifar100-python → cifar-python (coarse labels, one batch)',
+    kind: 'cifar100-python',
+    make: async (dir) => {
+      const d = cifar100Like(210, 3);
+      await writeCifar100Python(dir, splits(d, cifar100Like(30, 5)));
+    },
+    shards: 3,
+    order: [0, 2, 1],
+  },
+  {
+    name: 'class folders without a test split → cifar-python (meta counts the first batch)',
+    kind: 'folder',
+    make: async (dir) => {
+      const [train] = await cifarSubset(100, 1);
+      await writePngFolder(dir, splits(train, null));
+    },
+    format: 'cifar-python',
+    shards: 2,
+    order: [1, 0],
   },
   {
     name: 'fashion-mnist → idx (gzipped)',

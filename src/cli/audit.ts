@@ -13,9 +13,11 @@ import { readManifest } from '../manifest.js';
 import { exists } from '../output.js';
 import { PRESETS, type PresetName } from '../train/presets.js';
 import { writeFileAtomic } from '../train/results.js';
+import { COUNTERMEASURES } from '../train/countermeasures.js';
 import { configFrom, parseStrategy } from './train.js';
 import { progressBar, type ProgressBar } from './progress.js';
-import { positiveInt } from './protect.js';
+import { stopOnSignals } from './signals.js';
+import { positiveInt, seed } from './flags.js';
 
 interface Flags {
   clean: string;
@@ -38,9 +40,6 @@ const list = (s: string) =>
 
 export function auditCommand(): Command {
   return new Command('audit')
-    .description(
-      'train every model × strategy on clean and protected data; report clean-test accuracy',
-    )
     .requiredOption('--clean <dir>', 'the clean dataset folder (reference column)')
     .requiredOption('--protected <dirs>', 'protected folder(s), comma-separated')
     .option('--models <names>', `models, comma-separated (${MODELS.join(', ')})`, 'lenet5')
@@ -52,14 +51,14 @@ export function auditCommand(): Command {
     .option(
       '--countermeasures <names>',
       'also train on the training images after each of these, comma-separated: none (the plain ' +
-        'rows), grayscale, jpeg[:quality] (default quality 10); rows become strategy+countermeasure',
+        `rows), ${COUNTERMEASURES.slice(1).join(', ')}; rows become strategy+countermeasure`,
       'none',
     )
     .addOption(
       new Option('--preset <name>', 'protocol for every cell').choices(PRESETS).default('quick'),
     )
     .option('--epochs <n>', "override the preset's epochs", positiveInt('--epochs'))
-    .option('--seed <n>', 'seed of every cell', (v) => Number(v), 0)
+    .option('--seed <n>', 'seed of every cell', seed(), 0)
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
     .requiredOption('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
     .action(async (f: Flags) => {
@@ -76,12 +75,7 @@ export function auditCommand(): Command {
       ];
       const backend = await initEngine(f.backend);
       await mkdir(f.out, { recursive: true });
-      let stop = false;
-      process.removeAllListeners('SIGINT');
-      process.once('SIGINT', () => {
-        stop = true;
-        process.stderr.write('\nonepixel: stopping after this step; writing a checkpoint\n');
-      });
+      const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       let bar: ProgressBar | null = null;
       let barKey = '';
       const cells = await runAudit(
@@ -100,8 +94,8 @@ export function auditCommand(): Command {
                 epochs: f.epochs,
                 seed: f.seed,
                 backend: f.backend,
-                epsilon: 8,
-                attackStep: 2,
+                epsilon: 8 / 255,
+                attackStep: 2 / 255,
                 attackSteps: 10,
                 resume: false,
                 force: false,
@@ -114,7 +108,7 @@ export function auditCommand(): Command {
         },
         f.out,
         (cell) => ({
-          shouldStop: () => stop,
+          shouldStop: stop.requested,
           onStep: (done, total, epoch) => {
             const key = `${cell} ${epoch}`;
             if (key !== barKey) {
@@ -182,6 +176,6 @@ export function auditCommand(): Command {
       });
       await writeFile(join(f.out, 'report.html'), html);
       process.stdout.write('\n' + table + '\n');
-      if (stop) process.exit(130);
+      if (stop.requested()) process.exit(stop.exitCode() ?? 130);
     });
 }

@@ -85,7 +85,6 @@ export async function doctor(): Promise<BackendReport[]> {
 
 export function doctorCommand(): Command {
   return new Command('doctor')
-    .description('say which training backends work here, and how to install the missing ones')
     .option('--json', 'print the reports as JSON', false)
     .action(async (f: { json: boolean }) => {
       const reports = await doctor();

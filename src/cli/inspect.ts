@@ -9,7 +9,6 @@ function fmt(x: number, digits: number): string {
 
 export function inspectCommand(): Command {
   return new Command('inspect')
-    .description('show the pixels of a protected folder and how far it is from its source')
     .argument('<dir>', 'a folder written by onepixel protect')
     .option('--json', 'print the report as JSON', false)
     .action(async (dir: string, f: { json: boolean }) => {

@@ -1,38 +1,60 @@
 #!/usr/bin/env node
-/** The `onepixel` command: parses arguments, runs a subcommand, turns errors into exit codes. */
+/**
+ * The `onepixel` command: parses arguments, runs a subcommand, turns errors into exit codes.
+ * Only the subcommand being run is imported (the others appear in --help by name and
+ * description), so `--help`, `inspect` and OPS `protect` never load the training engine.
+ */
 import { Command } from 'commander';
 import { OnepixelError } from '../errors.js';
 import { isAborting, removePending } from '../output.js';
 import { VERSION } from '../version.js';
-import { protectCommand } from './protect.js';
-import { inspectCommand } from './inspect.js';
-import { trainCommand } from './train.js';
-import { auditCommand } from './audit.js';
-import { doctorCommand } from './doctor.js';
-import { slurmCommand } from './slurm.js';
+import { setVerbose } from '../verbose.js';
+import { onStopSignals } from './signals.js';
+
+const COMMANDS: Record<string, [string, () => Promise<Command>]> = {
+  protect: [
+    'write a protected copy of a labelled image dataset: One-Pixel Shortcut (default), ' +
+      'error-minimizing noise, CIFAR-10-S (both), or random noise',
+    async () => (await import('./protect.js')).protectCommand(),
+  ],
+  inspect: [
+    'show the pixels of a protected folder and how far it is from its source',
+    async () => (await import('./inspect.js')).inspectCommand(),
+  ],
+  train: [
+    'train a model on a dataset folder and report accuracy on its clean test split',
+    async () => (await import('./train.js')).trainCommand(),
+  ],
+  audit: [
+    'train every model × strategy on clean and protected data; report clean-test accuracy',
+    async () => (await import('./audit.js')).auditCommand(),
+  ],
+  doctor: [
+    'say which training backends work here, and how to install the missing ones',
+    async () => (await import('./doctor.js')).doctorCommand(),
+  ],
+  slurm: [
+    'write sbatch scripts running a protect or an audit as shards on a Slurm cluster',
+    async () => (await import('./slurm.js')).slurmCommand(),
+  ],
+};
 
 const program = new Command()
   .name('onepixel')
   .description('Make image datasets unlearnable with the One-Pixel Shortcut, and prove it.')
   .version(VERSION)
-  .showHelpAfterError('(run with --help for usage)');
-program.addCommand(protectCommand());
-program.addCommand(inspectCommand());
-program.addCommand(trainCommand());
-program.addCommand(auditCommand());
-program.addCommand(doctorCommand());
-program.addCommand(slurmCommand());
+  .showHelpAfterError('(run with --help for usage)')
+  .option('--verbose', "also print the libraries' own diagnostics (the GPU engine's Dawn)", false)
+  .hook('preAction', (cmd) => setVerbose(cmd.opts<{ verbose: boolean }>().verbose));
+
+// The command named on the line (`onepixel help <command>` too) is loaded in full.
+const args = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const wanted = args[0] === 'help' ? args[1] : args[0];
+for (const [name, [description, load]] of Object.entries(COMMANDS))
+  program.addCommand((name === wanted ? await load() : new Command(name)).description(description));
 
 // Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\nonepixel: interrupted (${signal}); removing unfinished output\n`);
-    void removePending().finally(() => process.exit(code));
-  });
-}
+onStopSignals();
 
 try {
   await program.parseAsync(process.argv);

@@ -1,10 +1,10 @@
 /** `onepixel train`: train a model on a (protected) dataset, report clean-test accuracy. */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
-import { exists } from '../output.js';
+import { checkOutput, removeOutput } from '../output.js';
 import { BACKENDS, type BackendName, defaultWorkers, initEngine } from '../nn/engine.js';
 import { MODELS, type ModelName } from '../nn/models/index.js';
 import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
@@ -16,11 +16,21 @@ import {
   parseCountermeasure,
 } from '../train/countermeasures.js';
 import { openTrainingData } from '../train/data.js';
+import { CHECKPOINT_MARKER } from '../nn/checkpoint.js';
 import { type EpochRecord, type TrainConfig, train } from '../train/loop.js';
 import { PAPER_ATTACK, PRESET_CONFIG, PRESETS, type PresetName } from '../train/presets.js';
 import { csvLog, summarize, writeFileAtomic } from '../train/results.js';
 import { progressBar, type ProgressBar } from './progress.js';
-import { positiveInt } from './protect.js';
+import { stopOnSignals } from './signals.js';
+import {
+  budget,
+  epochList,
+  nonNegative,
+  rate,
+  positiveInt,
+  positiveNumber,
+  seed,
+} from './flags.js';
 
 /** Training strategies: an augmentation, optionally with adversarial training ('at', 'at+cutout'…). */
 export const TRAIN_STRATEGIES = [
@@ -35,31 +45,6 @@ export function parseStrategy(name: string): { augment: Strategy; adversarial: b
   if (name === 'at') return { augment: 'standard', adversarial: true };
   if (name.startsWith('at+')) return { augment: name.slice(3) as Strategy, adversarial: true };
   return { augment: name as Strategy, adversarial: false };
-}
-
-function positiveNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0)
-      throw new InvalidArgumentError(`${flag} must be a positive number (got '${v}')`);
-    return n;
-  };
-}
-
-function nonNegative(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0)
-      throw new InvalidArgumentError(`${flag} must be a number ≥ 0 (got '${v}')`);
-    return n;
-  };
-}
-
-function epochList(v: string): number[] {
-  const xs = v.split(',').map((s) => Number(s.trim()));
-  if (xs.some((x) => !Number.isInteger(x) || x < 1))
-    throw new InvalidArgumentError(`--milestones takes epochs like 100,150 (got '${v}')`);
-  return xs;
 }
 
 interface Flags {
@@ -103,7 +88,7 @@ export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
     model: f.model ?? base.model ?? 'lenet5',
     strategy: strategy.augment,
     adversarial: strategy.adversarial
-      ? { epsilon: f.epsilon / 255, step: f.attackStep / 255, steps: f.attackSteps }
+      ? { epsilon: f.epsilon, step: f.attackStep, steps: f.attackSteps }
       : null,
     epochs: f.epochs ?? base.epochs ?? 15,
     batchSize: f.batchSize ?? base.batchSize ?? 128,
@@ -125,7 +110,6 @@ export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
 
 export function trainCommand(): Command {
   return new Command('train')
-    .description('train a model on a dataset folder and report accuracy on its clean test split')
     .requiredOption('--data <dir>', 'a folder written by onepixel protect, or any dataset folder')
     .addOption(
       new Option('--dataset <kind>', 'kind of a plain dataset folder (default: guessed)').choices(
@@ -144,23 +128,27 @@ export function trainCommand(): Command {
     .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
     .option('--lr <x>', 'learning rate (max lr for onecycle)', positiveNumber('--lr'))
-    .option('--momentum <x>', 'SGD momentum', nonNegative('--momentum'))
+    .option('--momentum <x>', 'SGD momentum, in [0, 1)', rate('--momentum', 0, 1, 'max'))
     .option('--weight-decay <x>', 'SGD weight decay', nonNegative('--weight-decay'))
     .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES))
-    .option('--milestones <epochs>', 'multistep: epochs where lr ×0.1, e.g. 100,150', epochList)
-    .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', (v) => Number(v), 0)
+    .option(
+      '--milestones <epochs>',
+      'multistep: epochs where lr ×0.1, e.g. 100,150',
+      epochList('--milestones'),
+    )
+    .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', seed(), 0)
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
     .option(
       '--epsilon <x>',
-      'adversarial training: L∞ radius in /255 units',
-      positiveNumber('--epsilon'),
-      PAPER_ATTACK.epsilon * 255,
+      'adversarial training: L∞ radius, as protect --epsilon: 0.0314, 8/255 or 8 (= 8/255)',
+      budget('--epsilon'),
+      PAPER_ATTACK.epsilon,
     )
     .option(
       '--attack-step <x>',
-      'adversarial training: PGD step in /255 units',
-      positiveNumber('--attack-step'),
-      PAPER_ATTACK.step * 255,
+      'adversarial training: PGD step, as --epsilon (2 = 2/255)',
+      budget('--attack-step'),
+      PAPER_ATTACK.step,
     )
     .option(
       '--attack-steps <n>',
@@ -184,18 +172,23 @@ export function trainCommand(): Command {
     .option('--resume', 'continue from the checkpoint folder', false)
     .option('--force', 'discard an existing checkpoint and start over', false)
     .action(async (f: Flags) => {
-      const backend = await initEngine(f.backend);
-      const config = configFrom(f, backend);
       const results = f.results ?? 'results.json';
       const log = f.log ?? results.replace(/\.json$/i, '') + '.csv';
       const ckpt = f.checkpoint ?? results.replace(/\.json$/i, '') + '.ckpt';
-      if (await exists(ckpt)) {
-        if (f.force) await rm(ckpt, { recursive: true, force: true });
-        else if (!f.resume)
-          fail(
-            `${ckpt}: a checkpoint exists; pass --resume to continue it or --force to start over`,
-          );
-      } else if (f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
+      // Before any work: the checkpoint folder is replaced only if onepixel wrote it, and is
+      // never the training data nor a folder holding it.
+      const rules = {
+        flag: '--checkpoint',
+        force: f.force,
+        resume: f.resume,
+        marker: CHECKPOINT_MARKER,
+        inputs: [f.data],
+      };
+      const there = await checkOutput(ckpt, rules);
+      if (there && f.force) await removeOutput(ckpt, rules);
+      else if (!there && f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
+      const backend = await initEngine(f.backend);
+      const config = configFrom(f, backend);
       const data = await openTrainingData(f.data, f.dataset);
       if (config.countermeasure) {
         const bar = progressBar(
@@ -211,20 +204,14 @@ export function trainCommand(): Command {
         bar?.stop();
       }
       await mkdir(dirname(results), { recursive: true });
-      let stop = false;
-      const onSignal = () => {
-        stop = true;
-        process.stderr.write('\nonepixel: stopping after this step; writing a checkpoint\n');
-      };
-      process.removeAllListeners('SIGINT');
-      process.once('SIGINT', onSignal);
+      const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       const history: EpochRecord[] = [];
       let bar: ProgressBar | null = null;
       let barEpoch = -1;
       const strategy = f.strategy ?? (config.adversarial ? 'at' : config.strategy);
       const extra = { backend, data: f.data, strategy, preset: f.preset ?? null };
       const run = await train(config, data, ckpt, {
-        shouldStop: () => stop,
+        shouldStop: stop.requested,
         onStep: (done, total, epoch) => {
           if (epoch !== barEpoch) {
             bar?.stop();
@@ -258,7 +245,7 @@ export function trainCommand(): Command {
         process.stderr.write(
           `onepixel: stopped; resume with the same command and --resume (checkpoint ${ckpt})\n`,
         );
-        process.exit(130);
+        process.exit(stop.exitCode() ?? 130);
       }
       const last = run.history[run.history.length - 1];
       process.stdout.write(

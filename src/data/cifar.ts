@@ -56,8 +56,9 @@ async function fileSize(path: string, what: string): Promise<number> {
     if (!st.isFile()) fail(`${path}: is not a file (${what})`);
     return st.size;
   } catch (e) {
+    if (e instanceof OnepixelError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') fail(`${path}: not found (${what})`);
-    throw e;
+    fail(`${path}: cannot be read (${what}): ${(e as Error).message}`);
   }
 }
 
@@ -82,11 +83,19 @@ async function readSplits(
       jobs.push({ path, size, count, split, firstRecord: n, what });
       n += count;
     }
-    // Shared memory: filled by two threads here, read by the statistics workers later.
+    // Shared memory: filled by two threads here, read by the statistics workers later. Its size
+    // follows from the file sizes (whole records only), so it is what the files hold.
+    const shared = (bytes: number) => {
+      try {
+        return new SharedArrayBuffer(bytes);
+      } catch (e) {
+        fail(`${paths.join(', ')}: ${n} records do not fit in memory (${(e as Error).message})`);
+      }
+    };
     targets.push({
-      images: new Uint8Array(new SharedArrayBuffer(n * PIXELS)),
-      labels: new Int32Array(new SharedArrayBuffer(n * 4)),
-      coarse: layout.labelBytes === 2 ? new Uint8Array(new SharedArrayBuffer(n)) : null,
+      images: new Uint8Array(shared(n * PIXELS)),
+      labels: new Int32Array(shared(n * 4)),
+      coarse: layout.labelBytes === 2 ? new Uint8Array(shared(n)) : null,
     });
   }
   const total = jobs.reduce((a, j) => a + j.size, 0);

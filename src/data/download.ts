@@ -4,9 +4,10 @@
  * every expected file or does not exist. Prints nothing; progress goes to `options.onProgress`.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fail } from '../errors.js';
+import { replaceDir } from '../output.js';
 
 export interface DownloadSpec {
   name: 'cifar10' | 'cifar100';
@@ -53,15 +54,6 @@ export interface DownloadOptions {
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
   } catch {
     return false;
   }
@@ -205,10 +197,8 @@ export async function downloadDataset(
       );
     }
 
-    // An incomplete earlier copy is moved aside first, so the final name only ever holds a
-    // complete folder (or the old one), then removed with the temporary folder.
-    if (await exists(finalDir)) await rename(finalDir, join(tmpDir, 'previous'));
-    await rename(extracted, finalDir);
+    // An incomplete earlier copy is replaced only once the complete folder is in place.
+    await replaceDir(extracted, finalDir);
   } finally {
     await rm(partPath, { force: true });
     if (tmpDir !== undefined) await rm(tmpDir, { recursive: true, force: true });

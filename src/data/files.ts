@@ -3,8 +3,9 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { once } from 'node:events';
-import { gunzipSync, createGzip, type Gzip } from 'node:zlib';
-import { fail } from '../errors.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { createGunzip, createGzip, gunzipSync, type Gzip } from 'node:zlib';
+import { fail, OnepixelError } from '../errors.js';
 import type { Dataset, SourceFile } from './dataset.js';
 
 export function sha256(bytes: Uint8Array): string {
@@ -29,7 +30,8 @@ export async function readInput(path: string, what: string): Promise<Buffer> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') fail(`${path}: not found (${what})`);
     if (code === 'EISDIR') fail(`${path}: is a folder, expected a file (${what})`);
-    throw e;
+    // Too large for one buffer (ERR_FS_FILE_TOO_LARGE), unreadable (EACCES, EIO), …
+    fail(`${path}: cannot be read (${what}): ${(e as Error).message}`);
   }
 }
 
@@ -49,16 +51,103 @@ export async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** gunzip when the bytes start with the gzip magic, with an error naming the file. */
-export function maybeGunzip(path: string, bytes: Buffer): Buffer {
-  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      return gunzipSync(bytes);
-    } catch (e) {
-      fail(`${path}: corrupt gzip data (${(e as Error).message})`);
-    }
+/**
+ * gunzip when the bytes start with the gzip magic, inflating at most `maxBytes` (refused past
+ * that), with errors naming the file. Readers whose header implies the size use gunzipBounded.
+ */
+export function maybeGunzip(
+  path: string,
+  bytes: Buffer,
+  maxBytes = bufferConstants.MAX_LENGTH,
+): Buffer {
+  if (!isGzip(bytes)) return bytes;
+  try {
+    return gunzipSync(bytes, { maxOutputLength: maxBytes });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      fail(`${path}: gzip data inflates past ${maxBytes} bytes`);
+    fail(`${path}: corrupt gzip data (${(e as Error).message})`);
   }
-  return bytes;
+}
+
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Deflate cannot do better than about 1032:1; gzip framing adds a few bytes. */
+const MAX_INFLATE_RATIO = 1032;
+
+/**
+ * Inflates gzip `bytes` whose plain size follows from its first `headerBytes` plain bytes:
+ * `plainSize(header)` checks that header (it may fail) and returns the whole plain size. Output is
+ * never let past that size: a size that `bytes` could not inflate to is refused before inflating,
+ * a stream that inflates past it is stopped there, one that ends short of it is refused; every
+ * error names the file. (zlib's `maxOutputLength` does the same for one-shot calls; the stream is
+ * used so that the header can be read first and the output allocated once, at its exact size.)
+ */
+export function gunzipBounded(
+  path: string,
+  bytes: Uint8Array,
+  headerBytes: number,
+  plainSize: (header: Buffer) => number,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const z = createGunzip();
+    let out: Buffer | null = null;
+    let head = Buffer.alloc(0);
+    let got = 0;
+    let done = false;
+    const stop = (e: unknown) => {
+      if (done) return;
+      done = true;
+      z.destroy();
+      reject(e instanceof Error ? e : new Error(String(e)));
+    };
+    const refuse = (message: string) => stop(new OnepixelError(`${path}: ${message}`));
+    z.on('data', (chunk: Buffer) => {
+      if (done) return;
+      try {
+        if (!out) {
+          head = Buffer.concat([head, chunk]);
+          if (head.length < headerBytes) return;
+          const size = plainSize(head.subarray(0, headerBytes));
+          if (size > bufferConstants.MAX_LENGTH || size > MAX_INFLATE_RATIO * bytes.length + 1024)
+            return refuse(
+              `its header implies ${size} bytes, more than ${bytes.length} gzip bytes can inflate to`,
+            );
+          out = Buffer.allocUnsafe(size);
+          chunk = head;
+        }
+        if (got + chunk.length > out.length)
+          return refuse(
+            `gzip data inflates past the ${out.length} bytes its header implies (over-long)`,
+          );
+        out.set(chunk, got);
+        got += chunk.length;
+      } catch (e) {
+        stop(e);
+      }
+    });
+    z.on('error', (e) => refuse(`corrupt gzip data (${e.message})`));
+    z.on('end', () => {
+      if (done) return;
+      done = true;
+      if (!out)
+        return reject(
+          new OnepixelError(
+            `${path}: gzip data inflates to ${head.length} bytes, shorter than its ${headerBytes}-byte header`,
+          ),
+        );
+      if (got !== out.length)
+        return reject(
+          new OnepixelError(
+            `${path}: gzip data inflates to ${got} bytes, short of the ${out.length} its header implies (truncated)`,
+          ),
+        );
+      resolve(out);
+    });
+    z.end(bytes);
+  });
 }
 
 /**

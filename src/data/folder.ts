@@ -52,6 +52,8 @@ export interface FolderSplit {
 const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
 const EXPECTED_FILES = '.png, .jpg, .jpeg or .webp files';
 const DEFAULT_CONCURRENCY = 4;
+/** The largest image a folder dataset may hold: 4096×4096 (sharp's own default is 16384²). */
+export const MAX_IMAGE_PIXELS = 4096 * 4096;
 const HASH_CONCURRENCY = 8;
 
 /** Plain code-point order (Python's `sorted`), which UTF-8 byte order equals. */
@@ -79,9 +81,18 @@ async function entryKind(dir: string, e: Dirent): Promise<'dir' | 'file' | 'othe
   return 'other';
 }
 
+/** A folder's entries, or an error naming it (unreadable, not a folder). */
+async function listEntries(dir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    fail(`${dir}: cannot list the folder (${(e as Error).message})`);
+  }
+}
+
 /** The sorted non-hidden subdirectory names of `dir`. */
 async function subdirs(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = await listEntries(dir);
   const names: string[] = [];
   for (const e of entries) {
     if (isHidden(e.name)) continue;
@@ -92,7 +103,7 @@ async function subdirs(dir: string): Promise<string[]> {
 
 /** The sorted non-hidden image file names directly in `dir`. */
 async function imageFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = await listEntries(dir);
   const names: string[] = [];
   for (const e of entries) {
     if (isHidden(e.name) || !IMAGE_EXT.test(e.name)) continue;
@@ -242,28 +253,51 @@ function sharpMessage(e: unknown): string {
 async function firstShape(file: string, channels: 1 | 3 | undefined): Promise<Shape> {
   let meta: Metadata;
   try {
-    meta = await (await sharp(file)).metadata();
+    // The header only (nothing is decoded); the size is checked below.
+    meta = await (await sharp(file, { limitInputPixels: false })).metadata();
   } catch (e) {
     fail(`${file}: not a readable image (${sharpMessage(e)})`);
   }
   if (!meta.width || !meta.height)
     fail(`${file}: not a readable image (sharp reports no width and height)`);
+  if (meta.width * meta.height > MAX_IMAGE_PIXELS)
+    fail(
+      `${file}: image is ${meta.width}×${meta.height}, larger than the ${MAX_IMAGE_PIXELS} ` +
+        `pixels onepixel decodes (every image of a folder dataset has the first one's size)`,
+    );
   const c = channels ?? (meta.channels === 1 || meta.channels === 2 ? 1 : 3);
   return { width: meta.width, height: meta.height, channels: c };
 }
 
-/** Decodes one image to raw uint8 H×W×C with the dataset's channel count, checking its size. */
+/**
+ * Decodes one image to raw uint8 H×W×C with the dataset's channel count, checking its size. sharp
+ * refuses, from the header and before decoding, an image of more pixels than the dataset's, so a
+ * file declaring a huge size costs nothing; one of as many pixels but another shape is refused
+ * after decoding.
+ */
 async function decodeImage(file: string, shape: Shape, firstPath: string): Promise<Uint8Array> {
   let out: { data: Buffer; info: OutputInfo };
   try {
     out = await (
-      await sharp(file)
+      await sharp(file, { limitInputPixels: shape.width * shape.height })
     )
       .removeAlpha()
       .toColourspace(shape.channels === 1 ? 'b-w' : 'srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (e) {
+    if (/pixel limit/i.test(sharpMessage(e))) {
+      // Reading the header only: no limit needed.
+      const meta = await (
+        await sharp(file, { limitInputPixels: false })
+      )
+        .metadata()
+        .catch(() => null);
+      fail(
+        `${file}: image is ${meta?.width ?? '?'}×${meta?.height ?? '?'}, but the dataset's ` +
+          `images are ${shape.width}×${shape.height} (first: ${firstPath})`,
+      );
+    }
     fail(`${file}: not a readable image (${sharpMessage(e)})`);
   }
   const { info, data } = out;

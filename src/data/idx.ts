@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import type { Dataset, DatasetSplits, SourceFile } from './dataset.js';
-import { ChunkedWriter, isFile, maybeGunzip, readInput, sourceFile } from './files.js';
+import { ChunkedWriter, gunzipBounded, isFile, isGzip, readInput, sourceFile } from './files.js';
 import type { DatasetWriter } from './write.js';
 
 export const FASHION_MNIST_CLASSES = [
@@ -31,17 +31,41 @@ async function findFile(dir: string, stem: string): Promise<string | null> {
   return null;
 }
 
-async function readIdx(path: string, what: string, files: SourceFile[]): Promise<Buffer> {
+/**
+ * An IDX file's plain bytes. A gzipped one is inflated to exactly the size its header implies
+ * (`plainSize`), never further; a plain one is read as it is (its size is checked by the parser).
+ */
+async function readIdx(
+  path: string,
+  what: string,
+  files: SourceFile[],
+  headerBytes: number,
+  plainSize: (header: Buffer) => number,
+): Promise<Buffer> {
   const raw = await readInput(path, what);
   files.push(sourceFile(path, raw));
-  return maybeGunzip(path, raw);
+  return isGzip(raw) ? gunzipBounded(path, raw, headerBytes, plainSize) : raw;
 }
 
-function parseImages(path: string, b: Buffer) {
+/** The images file's header: magic, then N, rows, cols (big-endian uint32); its whole size. */
+function imagesHeader(path: string, b: Buffer) {
   if (b.length < 16 || b.readUInt32BE(0) !== IMAGES_MAGIC)
     fail(`${path}: not an IDX image file (expected magic 0x00000803, a uint8 N×rows×cols array)`);
   const [n, rows, cols] = [b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12)];
-  const want = 16 + n * rows * cols;
+  if (n < 1 || rows < 1 || cols < 1)
+    fail(`${path}: header declares ${n} images of ${rows}×${cols}, expected at least one of 1×1`);
+  return { n, rows, cols, bytes: 16 + n * rows * cols };
+}
+
+function labelsHeader(path: string, b: Buffer) {
+  if (b.length < 8 || b.readUInt32BE(0) !== LABELS_MAGIC)
+    fail(`${path}: not an IDX label file (expected magic 0x00000801)`);
+  const n = b.readUInt32BE(4);
+  return { n, bytes: 8 + n };
+}
+
+function parseImages(path: string, b: Buffer) {
+  const { n, rows, cols, bytes: want } = imagesHeader(path, b);
   if (b.length !== want)
     fail(
       `${path}: ${b.length} bytes, expected ${want} for ${n} images of ${rows}×${cols} (truncated or over-long)`,
@@ -50,9 +74,7 @@ function parseImages(path: string, b: Buffer) {
 }
 
 function parseLabels(path: string, b: Buffer, classes: number): Int32Array {
-  if (b.length < 8 || b.readUInt32BE(0) !== LABELS_MAGIC)
-    fail(`${path}: not an IDX label file (expected magic 0x00000801)`);
-  const n = b.readUInt32BE(4);
+  const { n } = labelsHeader(path, b);
   if (b.length !== 8 + n) fail(`${path}: ${b.length} bytes, expected ${8 + n} for ${n} labels`);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -72,12 +94,22 @@ async function readSplit(dir: string, prefix: string, classNames: string[], file
       `${dir}: ${prefix}-${imgPath ? 'labels-idx1' : 'images-idx3'}-ubyte[.gz] is missing ` +
         `(found ${imgPath ?? lblPath}; IDX splits need both files)`,
     );
-  const img = parseImages(imgPath, await readIdx(imgPath, 'IDX images', files));
-  const labels = parseLabels(
-    lblPath,
-    await readIdx(lblPath, 'IDX labels', files),
-    classNames.length,
+  const imgBytes = await readIdx(
+    imgPath,
+    'IDX images',
+    files,
+    16,
+    (h) => imagesHeader(imgPath, h).bytes,
   );
+  const img = parseImages(imgPath, imgBytes);
+  // The label count must be the image count: checked on the header, before inflating.
+  const countLabels = (b: Buffer) => {
+    const h = labelsHeader(lblPath, b);
+    if (h.n !== img.n) fail(`${lblPath}: ${h.n} labels for ${img.n} images in ${imgPath}`);
+    return h.bytes;
+  };
+  const lblBytes = await readIdx(lblPath, 'IDX labels', files, 8, countLabels);
+  const labels = parseLabels(lblPath, lblBytes, classNames.length);
   if (labels.length !== img.n)
     fail(`${lblPath}: ${labels.length} labels for ${img.n} images in ${imgPath}`);
   const ds: Dataset = {
@@ -101,6 +133,12 @@ export async function readIdxFolder(
   if (!train)
     fail(`${dir}: no train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] (IDX dataset)`);
   const test = await readSplit(dir, 't10k', classNames, files);
+  if (test && (test.height !== train.height || test.width !== train.width))
+    fail(
+      `${join(dir, 't10k-images-idx3-ubyte')}[.gz]: images are ${test.height}×${test.width}, ` +
+        `training images ` +
+        `${train.height}×${train.width} (expected one size)`,
+    );
   return { format: 'idx', dataDir: dir, train, test, files };
 }
 

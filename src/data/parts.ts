@@ -12,6 +12,8 @@ import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { checkCifarShape, CIFAR10_TRAIN_FILES, encodeRecord } from './cifar.js';
+import { pixelsToPlanes } from './cifar-decode.js';
+import { checkPythonShape, pythonBatches, pythonBatchFrame, pythonMeta } from './cifar-python.js';
 import type { ImageRecord, ImageStream, Shape } from './dataset.js';
 import { imageSize } from './dataset.js';
 import { ChunkedWriter } from './files.js';
@@ -38,6 +40,14 @@ interface RecordFile {
   /** IDX: written raw under the parts folder, gzipped by finishParts ('records': the writer fed
    * zlib the header then one record at a time; 'whole': one buffer). */
   gzip: 'records' | 'whole' | null;
+  /** CIFAR python: what follows the records (their labels and names), written by finishParts. */
+  tail?: (labels: SplitLabels) => Uint8Array;
+}
+
+/** Every label of the split (the protection leaves them as they are), for files that list them. */
+export interface SplitLabels {
+  fine: Int32Array;
+  coarse: Int32Array;
 }
 
 function u32be(...values: number[]): Uint8Array {
@@ -81,6 +91,30 @@ function recordFiles(format: OutputFormat, kind: DatasetKind, s: SplitShape): Re
       const count = Math.floor(((b + 1) * n) / 5) - first;
       return { name, header: none, first, count, recordBytes, encode, gzip: null };
     });
+  }
+  if (format === 'cifar-python') {
+    const c100 = kind === 'cifar100' || kind === 'cifar100-python';
+    const stream = { ...s, records: () => [] } as unknown as ImageStream;
+    checkPythonShape({ name: 'train', stream }, c100);
+    const encode = (rec: ImageRecord, out: Uint8Array) => pixelsToPlanes(rec.image, out, 0);
+    const none = new Int32Array(0);
+    return pythonBatches(c100, 'train', n).map((b) => ({
+      name: b.name,
+      header: pythonBatchFrame(c100, b, none, none, { name: 'train', count: n }).head,
+      first: b.first,
+      count: b.count,
+      recordBytes: size,
+      encode,
+      gzip: null,
+      tail: (labels: SplitLabels) =>
+        pythonBatchFrame(
+          c100,
+          b,
+          labels.fine.subarray(b.first, b.first + b.count),
+          labels.coarse.subarray(b.first, b.first + b.count),
+          { name: 'train', count: n },
+        ).tail,
+    }));
   }
   if (format === 'npy') {
     const x = npyHeader('|u1', [n, s.height, s.width, s.channels]);
@@ -268,9 +302,24 @@ async function writePngPart(o: PartOptions, part: ImageStream): Promise<void> {
   await Promise.all(inFlight);
 }
 
-/** Once every part is written: compresses IDX's raw files into place, as writeIdx does. */
-export async function finishParts(o: Omit<PartOptions, 'first' | 'headers'>): Promise<void> {
+/**
+ * Once every part is written: compresses IDX's raw files into place, as writeIdx does, and ends
+ * CIFAR python batches with their labels and names.
+ */
+export async function finishParts(
+  o: Omit<PartOptions, 'first' | 'headers'>,
+  labels: () => Promise<SplitLabels>,
+): Promise<void> {
   for (const f of recordFiles(o.format, o.kind, o.split)) {
+    if (f.tail) {
+      const fh = await open(join(o.out, f.name), constants.O_WRONLY);
+      try {
+        const tail = f.tail(await labels());
+        await fh.write(tail, 0, tail.length, f.header.length + f.count * f.recordBytes);
+      } finally {
+        await fh.close();
+      }
+    }
     if (!f.gzip) continue;
     const raw = join(o.partsDir, rawName(f));
     const fh = await open(raw, 'r');
@@ -303,8 +352,8 @@ export async function finishParts(o: Omit<PartOptions, 'first' | 'headers'>): Pr
 }
 
 /**
- * The files a format's writer adds beside the splits (class names), for a copy without a test
- * split; with one, the writer writes them along with the test split.
+ * The files a format's writer adds beside the splits (class names; CIFAR python's meta, which
+ * also counts the images of a training batch), as the writer writes them from the whole copy.
  */
 export async function writeMetadata(
   format: OutputFormat,
@@ -312,7 +361,12 @@ export async function writeMetadata(
   s: SplitShape,
   out: string,
 ): Promise<void> {
-  if (format === 'cifar' && kind === 'cifar100') {
+  const c100 = kind === 'cifar100' || kind === 'cifar100-python';
+  if (format === 'cifar-python') {
+    const [first] = pythonBatches(c100, 'train', s.count);
+    const [name, meta] = pythonMeta(c100, first.count, s.classNames, s.coarseClassNames);
+    await writeFile(join(out, name), meta);
+  } else if (format === 'cifar' && c100) {
     await writeFile(join(out, 'fine_label_names.txt'), s.classNames.join('\n') + '\n');
     const coarse = s.coarseClassNames ?? ['0'];
     await writeFile(join(out, 'coarse_label_names.txt'), coarse.join('\n') + '\n');

@@ -24,10 +24,8 @@ import { loadNative, nativeLoadError, startNative } from './backends/native/inde
 import { nativeMissing } from './backends/native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './backends/webgpu/index.js';
 
-export type BackendName = 'auto' | 'wasm' | 'cpu' | 'webgpu' | 'native';
-
-/** Every backend name `initEngine` knows, in the order help texts list them. */
-export const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'webgpu', 'native'];
+import { BACKENDS, type BackendName } from './names.js';
+export { BACKENDS, type BackendName };
 
 /** The names this build can run (`native` only where its addon is built). */
 export const AVAILABLE_BACKENDS: readonly BackendName[] = [

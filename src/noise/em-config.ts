@@ -1,9 +1,11 @@
 /**
- * What decides error-minimizing noise and what each round reports: the types ./em.ts,
- * ./classwise.ts, ./checkpoint.ts and the manifest share (a module below all of them, so none of
- * them imports another for its types).
+ * What decides error-minimizing noise and what each round reports, with the defaults: the types
+ * ./em.ts, ./classwise.ts, ./checkpoint.ts and the manifest share (a module below all of them, so
+ * none imports another for its types), readable by the CLI for its help and flags before any
+ * engine (tfjs) is imported.
  */
-import type { ModelName } from '../nn/models/index.js';
+import type { ModelName } from '../nn/names.js';
+import { DEFAULT_EPSILON } from './bounds.js';
 
 export const EM_MODES = ['samplewise', 'classwise'] as const;
 export type EmMode = (typeof EM_MODES)[number];
@@ -39,3 +41,20 @@ export interface EmRound {
   accuracy: number;
   seconds: number;
 }
+
+export const EM_DEFAULTS: EmConfig = {
+  mode: 'samplewise',
+  epsilon: DEFAULT_EPSILON,
+  steps: 20,
+  stepSize: 0.8 / 255,
+  model: 'lenet5',
+  trainSteps: 10,
+  batchSize: 128,
+  lr: 0.05,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  noiseBatch: 500,
+  stopAccuracy: 0.99,
+  maxRounds: 20,
+  seed: 0,
+};

@@ -21,33 +21,17 @@ import { buildModel } from '../nn/models/index.js';
 import { SGD, type SGDState } from '../nn/optim.js';
 import type { BackendName } from '../nn/engine.js';
 import { MICRO_BATCH } from '../nn/micro-batch.js';
+import { yieldToEvents } from '../nn/yield.js';
 import { crossEntropy } from '../nn/loss.js';
 import { Rng } from '../nn/rng.js';
-import { checkEpsilon, DEFAULT_EPSILON } from './bounds.js';
+import { checkEpsilon } from './bounds.js';
 import { classStep, expandClassNoise } from './classwise.js';
 import { descendBatch } from './descend.js';
-import { EM_MODES, type EmConfig, type EmMode, type EmRound } from './em-config.js';
+import type { EmConfig, EmRound } from './em-config.js';
 import { createNoisePool, type NoisePool } from './pool.js';
 import { randomNoise } from './random.js';
 
-export { EM_MODES, type EmConfig, type EmMode, type EmRound };
-
-export const EM_DEFAULTS: EmConfig = {
-  mode: 'samplewise',
-  epsilon: DEFAULT_EPSILON,
-  steps: 20,
-  stepSize: 0.8 / 255,
-  model: 'lenet5',
-  trainSteps: 10,
-  batchSize: 128,
-  lr: 0.05,
-  momentum: 0.9,
-  weightDecay: 5e-4,
-  noiseBatch: 500,
-  stopAccuracy: 0.99,
-  maxRounds: 20,
-  seed: 0,
-};
+export { EM_DEFAULTS, EM_MODES, type EmConfig, type EmMode, type EmRound } from './em-config.js';
 
 /** Where a generation stands; with the noise, the weights and the optimiser, a checkpoint. */
 export interface EmState {
@@ -179,10 +163,27 @@ export async function generateEm(
   if (resume) {
     noise = resume.noise;
     state = structuredClone(resume.state);
+    const fits =
+      resume.weights.length === model.weights.length &&
+      resume.weights.every(
+        (w, i) =>
+          w.name === model.weights[i].originalName &&
+          w.shape.join() === model.weights[i].shape.join(),
+      );
+    if (!fits) fail(`EM checkpoint: its surrogate weights do not fit a ${c.model}; refusing it`);
+    if (
+      noise.length !== (c.mode === 'classwise' ? classes : n) * size ||
+      state.batch > Math.ceil(n / c.noiseBatch)
+    )
+      fail('EM checkpoint: its noise or progress does not fit this training set; refusing it');
     const tensors = resume.weights.map((w) => tf.tensor(w.values, w.shape));
     model.setWeights(tensors);
     tf.dispose(tensors);
-    sgd.loadState(resume.optimizer);
+    try {
+      sgd.loadState(resume.optimizer);
+    } catch (e) {
+      fail(`EM checkpoint: ${(e as Error).message}; refusing it`);
+    }
   } else {
     noise = initialNoise(train, c);
     state = freshState();
@@ -257,6 +258,8 @@ export async function generateEm(
       // (a) the surrogate learns the currently perturbed data
       let lossSum = 0;
       for (let s = 0; s < c.trainSteps; s++) {
+        // Lets a signal handler run; the round's surrogate steps finish before a stop.
+        await yieldToEvents();
         if (state.trainCursor + c.batchSize > n) {
           state.trainPass++;
           state.trainCursor = 0;
@@ -304,6 +307,7 @@ export async function generateEm(
     // (b) the noise descends the surrogate's loss
     await pool?.setWeights(model);
     for (; state.batch < nb; state.batch++) {
+      await yieldToEvents();
       if (hooks.shouldStop?.()) {
         state.seconds = elapsed();
         await hooks.save?.(await snapshot());
@@ -333,8 +337,8 @@ export async function generateEm(
         lastSave = performance.now();
       }
     }
-    // (c) how well the surrogate fits the perturbed data
-    const { loss, accuracy } = await evaluatePerturbed(
+    // (c) how well the surrogate fits the perturbed data (null: stopped; a resume measures again)
+    const measured = await evaluatePerturbed(
       model,
       n,
       c.noiseBatch,
@@ -344,7 +348,14 @@ export async function generateEm(
       labelsOf,
       ids,
       (d) => hooks.onProgress?.('eval', d, n, state.round),
+      () => !!hooks.shouldStop?.(),
     );
+    if (measured === null) {
+      state.seconds = elapsed();
+      await hooks.save?.(await snapshot());
+      return await finish(false);
+    }
+    const { loss, accuracy } = measured;
     const record: EmRound = {
       round: state.round + 1,
       trainLoss: state.trainLoss,
@@ -377,11 +388,14 @@ async function evaluatePerturbed(
   labelsOf: (idx: ArrayLike<number>, from: number, m: number) => tf.Tensor,
   ids: ArrayLike<number>,
   progress: (done: number) => void,
-): Promise<{ loss: number; accuracy: number }> {
+  stop: () => boolean,
+): Promise<{ loss: number; accuracy: number } | null> {
   let correct = 0;
   let lossSum = 0;
   const size = shape[0] * shape[1] * shape[2];
   for (let from = 0; from < n; from += batch) {
+    await yieldToEvents();
+    if (stop()) return null;
     const m = Math.min(batch, n - from);
     fill(buf, ids, from, m);
     const [lt, kt] = tf.tidy(() => {

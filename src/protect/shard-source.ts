@@ -17,7 +17,7 @@ import {
   listFolder,
 } from '../data/folder.js';
 import { type DatasetKind, type OpenOptions, openDataset } from '../data/formats.js';
-import type { SplitShape } from '../data/parts.js';
+import type { SplitLabels, SplitShape } from '../data/parts.js';
 import { fail } from '../errors.js';
 
 export interface ShardSource {
@@ -30,6 +30,8 @@ export interface ShardSource {
   fingerprint: string;
   /** Records [first, first + count) of the training split, in order. */
   trainPart(first: number, count: number): ImageStream;
+  /** Every training label (fine, and coarse where the format has them, else 0). */
+  trainLabels(): Promise<SplitLabels>;
   /** The whole test split (unchanged in the output). */
   test(): ImageStream | null;
   /** Binary formats: the input files, paths relative to dataDir (as the manifest has them). */
@@ -89,6 +91,11 @@ export async function openShardSource(
       fingerprint: listingFingerprint(l),
       trainPart: (first, count) =>
         folderFilesStream(l, l.train, l.train.files.slice(first, first + count)),
+      trainLabels: () =>
+        Promise.resolve({
+          fine: Int32Array.from(l.train.files, (f) => f.label),
+          coarse: new Int32Array(l.train.files.length),
+        }),
       test: () => (l.test ? folderFilesStream(l, l.test, l.test.files) : null),
       sourceFiles: null,
       hashFiles: (s, first, count) => hashFolderFiles(splitOf(s).files.slice(first, first + count)),
@@ -117,6 +124,13 @@ export async function openShardSource(
     testCount: test ? (test as Dataset).labels.length : null,
     fingerprint: datasetFingerprint(train),
     trainPart: (first, count) => rangeOf(train, first, count, 'train image'),
+    trainLabels: () =>
+      Promise.resolve({
+        fine: train.labels,
+        coarse: train.coarseLabels
+          ? Int32Array.from(train.coarseLabels)
+          : new Int32Array(train.labels.length),
+      }),
     test: () => (test ? streamOf(test as Dataset, 'test image') : null),
     sourceFiles: splits.files.map((f) => ({ ...f, path: relative(dir, f.path) || '.' })),
     hashFiles: () => Promise.resolve([]),

@@ -17,7 +17,7 @@ import { finishParts, writeMetadata, writePart } from '../data/parts.js';
 import { fail } from '../errors.js';
 import { MANIFEST, manifestJson } from '../manifest.js';
 import { exists } from '../output.js';
-import { protectedStream } from '../protect.js';
+import { protectedStream } from './ops.js';
 import { type Shard, shardRange } from '../shard.js';
 import { type Plan, planJson } from './plan.js';
 import { openShardSource } from './shard-source.js';
@@ -100,6 +100,8 @@ async function writeTestSplit(
   await mkdir(staging);
   await writerFor(format, plan.dataset)(staging, [{ name: 'test', stream: test }]);
   for (const name of await readdir(staging)) await rename(join(staging, name), join(out, name));
+  // The writer wrote these from the test split alone; they describe the whole copy.
+  await writeMetadata(format, plan.dataset, plan.split, out);
 }
 
 export async function writeShard(o: WriteShardOptions): Promise<WriteShardResult> {
@@ -146,7 +148,9 @@ export async function writeShard(o: WriteShardOptions): Promise<WriteShardResult
     return { records: range, finalized: false }; // another shard finishes the folder
   }
   await writeTestSplit(out, format, plan, src.test());
-  await finishParts({ format, kind: plan.dataset, split: plan.split, out, partsDir });
+  await finishParts({ format, kind: plan.dataset, split: plan.split, out, partsDir }, () =>
+    src.trainLabels(),
+  );
   const manifest = manifestJson({
     objective: plan.objective,
     pixelsPerClass: plan.pixelsPerClass,

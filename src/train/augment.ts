@@ -17,6 +17,10 @@
  * - `randaugment`: UDA-style RandAugment (Xie et al. 2020) on the uint8 image, then standard. Two
  *   (op, magnitude) pairs drawn with replacement from the ops of {@link RA_OPS} × magnitudes 1..9,
  *   each applied with p = 0.5. See {@link applyRaOp} for each op and where it departs from PIL.
+ * - `ueraser`: standard, then UEraser-Lite (Qin et al. 2023) on every image, fresh draws each
+ *   time it is seen: plasma brightness (roughness U(0.1, 0.7), intensity U(0, 1)), plasma
+ *   contrast (roughness U(0.1, 0.7)), a random channel permutation with p = 0.5, then one
+ *   TrivialAugmentWide op; see {@link uEraserImage}.
  *
  * Random draws happen stage by stage for the whole batch (first RandAugment, then crops and flips,
  * then holes or mixing), so the same seed gives the same crops and flips under `standard`,
@@ -24,8 +28,13 @@
  */
 import type { Dataset } from '../data/dataset.js';
 import type { Rng } from '../nn/rng.js';
+import * as pil from '../transforms/pil.js';
+import { type AffineMatrix, clamp, type Geometry } from '../transforms/pil.js';
+import { plasmaBrightness, plasmaContrast } from '../transforms/plasma.js';
+import { trivialAugment } from '../transforms/trivial-augment.js';
 
-export type Strategy = 'standard' | 'cutout' | 'mixup' | 'cutmix' | 'randaugment' | 'none';
+export type Strategy =
+  'standard' | 'cutout' | 'mixup' | 'cutmix' | 'randaugment' | 'ueraser' | 'none';
 
 export const STRATEGIES: readonly Strategy[] = [
   'standard',
@@ -33,6 +42,7 @@ export const STRATEGIES: readonly Strategy[] = [
   'mixup',
   'cutmix',
   'randaugment',
+  'ueraser',
   'none',
 ];
 
@@ -40,12 +50,9 @@ export function isStrategy(s: string): s is Strategy {
   return (STRATEGIES as readonly string[]).includes(s);
 }
 
-/** Image geometry (the fields of a {@link Dataset} that matter here). */
-export interface Geometry {
-  height: number;
-  width: number;
-  channels: number;
-}
+export type { Geometry } from '../transforms/pil.js';
+/** PIL's affine sampling and rotation matrix, used by the geometric ops (now in transforms/). */
+export { affine, rotationMatrix } from '../transforms/pil.js';
 
 /** A half-open box: rows y0..y1-1, columns x0..x1-1. */
 export interface Box {
@@ -170,7 +177,13 @@ export function makeBatch(
     cropFlip(sources[i], batch.subarray(i * S, (i + 1) * S), ds, dy - padding, dx - padding, flip);
   }
 
-  // Stage 3: holes or mixing.
+  // Stage 3: holes, UEraser or mixing.
+  if (strategy === 'ueraser') {
+    const scratch = new Uint8Array(S);
+    const work = new Float64Array(S);
+    for (let i = 0; i < n; i++)
+      uEraserImage(batch.subarray(i * S, (i + 1) * S), ds, rng, work, scratch);
+  }
   if (strategy === 'cutout') {
     const size = opts.cutoutSize ?? 16;
     for (let i = 0; i < n; i++) {
@@ -313,10 +326,6 @@ export function fillBox(img: Uint8Array, g: Geometry, box: Box, value: number | 
     }
 }
 
-function clamp(v: number, lo: number, hi: number): number {
-  return v < lo ? lo : v > hi ? hi : v;
-}
-
 // ---------------------------------------------------------------------------------------------
 // RandAugment
 
@@ -372,148 +381,6 @@ export function randAugmentImage(
   }
 }
 
-/** PIL's fixed-point luma, L = (19595 R + 38470 G + 7471 B + 2^15) >> 16. */
-function luma(img: Uint8Array, o: number, C: number): number {
-  if (C !== 3) return img[o];
-  return (img[o] * 19595 + img[o + 1] * 38470 + img[o + 2] * 7471 + 0x8000) >> 16;
-}
-
-/**
- * PIL's `Image.blend(degenerate, img, f)` in place into img: in C `float` arithmetic,
- * d + f·(v − d), truncated, clipped to 0..255.
- */
-function blendInto(img: Uint8Array, degenerate: Uint8Array | number, f: number): void {
-  const f32 = Math.fround(f);
-  for (let k = 0; k < img.length; k++) {
-    const d = typeof degenerate === 'number' ? degenerate : degenerate[k];
-    const v = Math.fround(d + Math.fround(f32 * (img[k] - d)));
-    img[k] = v <= 0 ? 0 : v >= 255 ? 255 : v | 0;
-  }
-}
-
-function applyLutPerChannel(img: Uint8Array, C: number, lutOf: (hist: Int32Array) => Uint8Array) {
-  for (let c = 0; c < C; c++) {
-    const hist = new Int32Array(256);
-    for (let k = c; k < img.length; k += C) hist[img[k]]++;
-    const lut = lutOf(hist);
-    for (let k = c; k < img.length; k += C) img[k] = lut[img[k]];
-  }
-}
-
-function applyLut(img: Uint8Array, f: (v: number) => number): void {
-  const lut = Uint8Array.from({ length: 256 }, (_, v) => f(v));
-  for (let k = 0; k < img.length; k++) img[k] = lut[img[k]];
-}
-
-const IDENTITY_LUT = Uint8Array.from({ length: 256 }, (_, v) => v);
-
-/** PIL's COORD(v): −1 for negative coordinates, else the integer part. */
-function coord(v: number): number {
-  return v < 0 ? -1 : Math.trunc(v);
-}
-
-/**
- * Inverse-mapped affine transform with nearest-neighbour sampling, exactly as PIL's
- * `Image.transform(size, AFFINE, (a, b, c, d, e, f), NEAREST, fillcolor=fill)`: output pixel
- * (x, y) takes input pixel (a(x+½) + b(y+½) + c, d(x+½) + e(y+½) + f), integer parts, or `fill`
- * when outside the image. The coordinates are computed as PIL's C code does (pure translations
- * and scalings by tabulation, other maps in 16.16 fixed point, stepped by additions), so the
- * choice of pixel at exact boundaries is PIL's too.
- */
-export function affine(
-  src: Uint8Array,
-  dst: Uint8Array,
-  g: Geometry,
-  m: readonly [number, number, number, number, number, number],
-  fill: number,
-): void {
-  const { height: H, width: W, channels: C } = g;
-  const [a, b, c, d, e, f] = m;
-  const put = (o: number, xin: number, yin: number) => {
-    if (xin >= 0 && xin < W && yin >= 0 && yin < H) {
-      const s = (yin * W + xin) * C;
-      for (let ch = 0; ch < C; ch++) dst[o + ch] = src[s + ch];
-    } else {
-      for (let ch = 0; ch < C; ch++) dst[o + ch] = fill;
-    }
-  };
-  if (b === 0 && d === 0) {
-    // ImagingScaleAffine: tabulated columns, rows accumulated.
-    const xin = new Int32Array(W);
-    let xo = c + a * 0.5;
-    for (let x = 0; x < W; x++) {
-      xin[x] = coord(xo);
-      xo += a;
-    }
-    let yo = f + e * 0.5;
-    for (let y = 0; y < H; y++) {
-      const yin = coord(yo);
-      for (let x = 0; x < W; x++) put((y * W + x) * C, xin[x], yin);
-      yo += e;
-    }
-    return;
-  }
-  // Within ±32768 at the corners, PIL works in 16.16 fixed point: coefficients rounded once,
-  // coordinates advanced by integer additions, pixel = coordinate >> 16.
-  const fits = (x: number, y: number) =>
-    Math.abs(x * a + y * b + c) < 32768 && Math.abs(x * d + y * e + f) < 32768;
-  if (fits(0, 0) && fits(W, H) && fits(0, H) && fits(W, 0)) {
-    const fix = (v: number) => Math.floor(v * 65536 + 0.5);
-    const a0 = fix(a);
-    const a1 = fix(b);
-    const a3 = fix(d);
-    const a4 = fix(e);
-    let a2 = fix(c + a * 0.5 + b * 0.5);
-    let a5 = fix(f + d * 0.5 + e * 0.5);
-    for (let y = 0; y < H; y++) {
-      let xx = a2;
-      let yy = a5;
-      for (let x = 0; x < W; x++) {
-        put((y * W + x) * C, xx >> 16, yy >> 16);
-        xx += a0;
-        yy += a3;
-      }
-      a2 += a1;
-      a5 += a4;
-    }
-    return;
-  }
-  // Otherwise, floating point with the coordinates accumulated the same way.
-  let xo = c + b * 0.5 + a * 0.5;
-  let yo = f + e * 0.5 + d * 0.5;
-  for (let y = 0; y < H; y++) {
-    let xx = xo;
-    let yy = yo;
-    for (let x = 0; x < W; x++) {
-      put((y * W + x) * C, coord(xx), coord(yy));
-      xx += a;
-      yy += d;
-    }
-    xo += b;
-    yo += e;
-  }
-}
-
-/** Python's round(v, 15) (correctly rounded to 15 decimals, back to the nearest double). */
-function round15(v: number): number {
-  return Number(v.toFixed(15));
-}
-
-/** PIL's `Image.rotate(degrees)` matrix (about the centre, no expansion). */
-export function rotationMatrix(
-  degrees: number,
-  g: Geometry,
-): [number, number, number, number, number, number] {
-  const angle = -(((degrees % 360) + 360) % 360) * (Math.PI / 180);
-  const a = round15(Math.cos(angle));
-  const b = round15(Math.sin(angle));
-  const d = round15(-Math.sin(angle));
-  const e = round15(Math.cos(angle));
-  const cx = g.width / 2;
-  const cy = g.height / 2;
-  return [a, b, a * -cx + b * -cy + cx, d, e, d * -cx + e * -cy + cy];
-}
-
 /**
  * One RandAugment op on a uint8 H×W×C image, in place, at `magnitude` on UDA's 0..10 scale
  * (`float_parameter(m, max) = m·max/10`, `int_parameter(m, max) = ⌊m·max/10⌋`); `rng` draws the
@@ -558,97 +425,44 @@ export function applyRaOp(
   const intParam = (max: number) => Math.floor((magnitude * max) / 10);
   const sign = () => (rng.uniform() < 0.5 ? -1 : 1);
   const factor = floatParam(1.8) + 0.1;
-  const geometric = (m: readonly [number, number, number, number, number, number]) => {
+  const geometric = (m: AffineMatrix) => {
     const buf = scratch ?? new Uint8Array(img.length);
-    affine(img, buf, g, m, fill);
+    pil.affine(img, buf, g, m, fill);
     img.set(buf.subarray(0, img.length));
   };
   switch (op) {
     case 'identity':
       return;
     case 'invert':
-      applyLut(img, (v) => 255 - v);
+      pil.invert(img);
       return;
     case 'autocontrast':
-      applyLutPerChannel(img, C, (hist) => {
-        let lo = 0;
-        while (lo < 256 && hist[lo] === 0) lo++;
-        let hi = 255;
-        while (hi >= 0 && hist[hi] === 0) hi--;
-        if (hi <= lo) return IDENTITY_LUT;
-        const scale = 255 / (hi - lo);
-        const offset = -lo * scale;
-        return Uint8Array.from({ length: 256 }, (_, v) =>
-          clamp(Math.trunc(v * scale + offset), 0, 255),
-        );
-      });
+      pil.autocontrast(img, C);
       return;
     case 'equalize':
-      applyLutPerChannel(img, C, (hist) => {
-        let last = 255;
-        while (last >= 0 && hist[last] === 0) last--;
-        let nonzero = 0;
-        let total = 0;
-        for (let v = 0; v < 256; v++) {
-          if (hist[v] > 0) nonzero++;
-          total += hist[v];
-        }
-        if (nonzero <= 1) return IDENTITY_LUT;
-        const step = Math.floor((total - hist[last]) / 255);
-        if (step === 0) return IDENTITY_LUT;
-        const lut = new Uint8Array(256);
-        let acc = Math.floor(step / 2);
-        for (let v = 0; v < 256; v++) {
-          lut[v] = Math.min(255, Math.floor(acc / step));
-          acc += hist[v];
-        }
-        return lut;
-      });
+      pil.equalize(img, C);
       return;
     case 'rotate':
-      geometric(rotationMatrix(intParam(30) * sign(), g));
+      geometric(pil.rotationMatrix(intParam(30) * sign(), g));
       return;
-    case 'solarize': {
-      const threshold = 256 - intParam(256);
-      applyLut(img, (v) => (v < threshold ? v : 255 - v));
+    case 'solarize':
+      pil.solarize(img, 256 - intParam(256));
       return;
-    }
-    case 'posterize': {
-      const bits = 4 - intParam(4);
-      const mask = ~((1 << (8 - bits)) - 1) & 0xff;
-      applyLut(img, (v) => v & mask);
+    case 'posterize':
+      pil.posterize(img, 4 - intParam(4));
       return;
-    }
-    case 'color': {
-      if (C !== 3) return;
-      const gray = new Uint8Array(img.length);
-      for (let o = 0; o < img.length; o += 3) gray.fill(luma(img, o, 3), o, o + 3);
-      blendInto(img, gray, factor);
+    case 'color':
+      pil.color(img, C, factor);
       return;
-    }
-    case 'contrast': {
-      let sum = 0;
-      for (let o = 0; o < img.length; o += C) sum += luma(img, o, C);
-      const mean = Math.floor(sum / (H * W) + 0.5);
-      blendInto(img, mean, factor);
+    case 'contrast':
+      pil.contrast(img, g, factor);
       return;
-    }
     case 'brightness':
-      blendInto(img, 0, factor);
+      pil.brightness(img, factor);
       return;
-    case 'sharpness': {
-      const smooth = img.slice();
-      for (let y = 1; y < H - 1; y++)
-        for (let x = 1; x < W - 1; x++)
-          for (let c = 0; c < C; c++) {
-            let s = 4 * img[(y * W + x) * C + c];
-            for (let dy = -1; dy <= 1; dy++)
-              for (let dx = -1; dx <= 1; dx++) s += img[((y + dy) * W + x + dx) * C + c];
-            smooth[(y * W + x) * C + c] = Math.min(255, Math.round(s / 13));
-          }
-      blendInto(img, smooth, factor);
+    case 'sharpness':
+      pil.sharpness(img, g, factor);
       return;
-    }
     case 'shear_x':
       geometric([1, floatParam(0.3) * sign(), 0, 0, 1, 0]);
       return;
@@ -686,4 +500,44 @@ export function applyRaOp(
       throw new RangeError(`applyRaOp: unknown op '${String(never)}'`);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// UEraser-Lite
+
+/**
+ * UEraser-Lite on one uint8 H×W×C image, in place, as the authors' kornia pipeline
+ * (`RandomPlasmaBrightness(roughness=(0.1, 0.7), intensity=(0, 1), p=1)`,
+ * `RandomPlasmaContrast(roughness=(0.1, 0.7), p=1)`, `RandomChannelShuffle(p=0.5)`,
+ * `TrivialAugment()`): the plasma ops on v/255 in float64 (transforms/plasma.ts), rounded back to
+ * uint8 (⌊255·x + ½⌋), a uniformly random permutation of the channels with p = 0.5, then one
+ * TrivialAugmentWide op (transforms/trivial-augment.ts).
+ *
+ * Departures from the reference: the image is rounded to 8 bits after the plasma ops (kornia
+ * stays in float), and TrivialAugment uses torchvision's PIL ops and "wide" bins where kornia has
+ * its own tensor ops and bins.
+ */
+export function uEraserImage(
+  img: Uint8Array,
+  g: Geometry,
+  rng: Rng,
+  work = new Float64Array(img.length),
+  scratch?: Uint8Array,
+): void {
+  const { height: H, width: W, channels: C } = g;
+  for (let k = 0; k < img.length; k++) work[k] = img[k] / 255;
+  const roughB = 0.1 + 0.6 * rng.uniform();
+  const intensity = rng.uniform();
+  plasmaBrightness(work, H, W, C, roughB, intensity, rng);
+  plasmaContrast(work, H, W, C, 0.1 + 0.6 * rng.uniform(), rng);
+  for (let k = 0; k < img.length; k++) img[k] = Math.floor(255 * work[k] + 0.5);
+  if (C > 1 && rng.uniform() < 0.5) {
+    const perm = rng.permutation(C);
+    const px = new Uint8Array(C);
+    for (let o = 0; o < img.length; o += C) {
+      for (let c = 0; c < C; c++) px[c] = img[o + perm[c]];
+      img.set(px, o);
+    }
+  }
+  trivialAugment(img, g, rng, scratch);
 }

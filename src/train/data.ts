@@ -19,6 +19,9 @@ async function inMemory(x: Dataset | ImageStream): Promise<Dataset> {
 async function guessKind(dir: string): Promise<DatasetKind> {
   if (await isFile(join(dir, 'data_batch_1.bin'))) return 'cifar10';
   if (await isFile(join(dir, 'train.bin'))) return 'cifar100';
+  if (await isFile(join(dir, 'data_batch_1'))) return 'cifar10-python';
+  if ((await isFile(join(dir, 'train'))) && (await isFile(join(dir, 'meta'))))
+    return 'cifar100-python';
   if (await isFile(join(dir, 'x_train.npy'))) return 'npy';
   for (const f of ['train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte'])
     if (await isFile(join(dir, f))) return 'fashion-mnist';

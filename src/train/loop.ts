@@ -12,10 +12,18 @@ import { SGD } from '../nn/optim.js';
 import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
 import { crossEntropy } from '../nn/loss.js';
 import { MICRO_BATCH } from '../nn/micro-batch.js';
+import { yieldToEvents } from '../nn/yield.js';
 import { pgd } from '../nn/pgd.js';
 import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
 import { createParallelTrainer, type ParallelTrainer } from '../nn/backends/wasm/parallel.js';
-import { loadCheckpoint, saveCheckpoint, type Tensorish } from '../nn/checkpoint.js';
+import { datasetFingerprint, sha256 } from '../data/files.js';
+import { exists } from '../output.js';
+import {
+  configDifferences,
+  loadCheckpoint,
+  saveCheckpoint,
+  type Tensorish,
+} from '../nn/checkpoint.js';
 import { Rng, type RngState } from '../nn/rng.js';
 
 export interface AttackConfig {
@@ -65,7 +73,11 @@ export interface TrainHooks {
   /** After each step: images done in the epoch, images per epoch, epoch index. */
   onStep?: (done: number, total: number, epoch: number) => void;
   onEpoch?: (r: EpochRecord) => void | Promise<void>;
-  /** Checked between steps; when true, a checkpoint is written and training stops. */
+  /**
+   * Checked between steps and between evaluation batches (the loop yields to the event loop
+   * before each check, so a signal handler can set it); when true, a checkpoint is written and
+   * training stops.
+   */
   shouldStop?: () => boolean;
 }
 
@@ -105,10 +117,22 @@ function setWeights(model: LayersModel, saved: Tensorish[], dir: string): void {
 
 /** Clean accuracy of the model on a dataset, in batches, in inference mode. */
 export async function evaluate(model: LayersModel, ds: Dataset, batch = 500): Promise<number> {
+  return (await evaluateUnless(model, ds, batch, () => false)) as number;
+}
+
+/** {@link evaluate}, or null as soon as `stop()` says so (checked between batches). */
+async function evaluateUnless(
+  model: LayersModel,
+  ds: Dataset,
+  batch: number,
+  stop: () => boolean,
+): Promise<number | null> {
   const n = ds.labels.length;
   const size = ds.height * ds.width * ds.channels;
   let correct = 0;
   for (let s = 0; s < n; s += batch) {
+    await yieldToEvents();
+    if (stop()) return null;
     const m = Math.min(batch, n - s);
     const x = new Float32Array(m * size);
     const src = ds.images.subarray(s * size, (s + m) * size);
@@ -224,31 +248,47 @@ export async function train(
   let startStep = 0;
   let running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
   let resumedRng: Rng | null = null;
-  if (checkpointDir) {
-    const ck = await loadCheckpoint<TrainConfig, EpochRecord[]>(checkpointDir).catch((e: Error) =>
-      /not a readable checkpoint/.test(e.message) ? null : Promise.reject(e),
-    );
-    if (ck) {
-      const a = JSON.stringify(ck.meta.config);
-      const b = JSON.stringify(config);
-      if (a !== b)
-        fail(
-          `${checkpointDir}: checkpoint was made with other settings:\n  saved ${a}\n  now   ${b}`,
-        );
-      setWeights(model, ck.weights, checkpointDir);
+  // The data a checkpoint belongs to: training and test images and labels.
+  const dataset = checkpointDir
+    ? sha256(Buffer.from(datasetFingerprint(ds) + datasetFingerprint(test)))
+    : '';
+  // An existing folder must be a readable checkpoint of this run: a damaged one is refused (and
+  // so never overwritten), not taken for "none".
+  if (checkpointDir && (await exists(checkpointDir))) {
+    const ck = await loadCheckpoint<TrainConfig, EpochRecord[]>(checkpointDir);
+    const diff = configDifferences(ck.meta.config, config);
+    if (diff.length > 0)
+      fail(
+        `${checkpointDir}: cannot resume, the checkpoint was made with other settings: ` +
+          `${diff.join('; ')} (use the same settings, or --force to start over)`,
+      );
+    if (ck.meta.dataset !== undefined && ck.meta.dataset !== dataset)
+      fail(
+        `${checkpointDir}: cannot resume, the checkpoint belongs to other training or test ` +
+          'data (fingerprint differs)',
+      );
+    if (ck.meta.epoch > config.epochs || ck.meta.step > stepsPerEpoch)
+      fail(
+        `${checkpointDir}/checkpoint.json: epoch ${ck.meta.epoch} step ${ck.meta.step} lies ` +
+          `outside this run (${config.epochs} epochs of ${stepsPerEpoch} steps); refusing it`,
+      );
+    setWeights(model, ck.weights, checkpointDir);
+    try {
       sgd.loadState(ck.optimizer);
-      history = ck.meta.history;
-      startEpoch = ck.meta.epoch;
-      startStep = ck.meta.step;
-      running = ck.meta.running;
-      resumedRng = Rng.fromState(ck.meta.rng);
+    } catch (e) {
+      fail(`${checkpointDir}/weights.bin: ${(e as Error).message}; refusing it`);
     }
+    history = ck.meta.history;
+    startEpoch = ck.meta.epoch;
+    startStep = ck.meta.step;
+    running = ck.meta.running;
+    resumedRng = Rng.fromState(ck.meta.rng);
   }
   const save = async (epoch: number, step: number, rng: Rng) => {
     if (!checkpointDir) return;
     await saveCheckpoint(
       checkpointDir,
-      { config, epoch, step, rng: rng.state(), running, history },
+      { config, epoch, step, rng: rng.state(), running, history, dataset },
       await weightsOf(model),
       await sgd.state(),
     );
@@ -267,6 +307,7 @@ export async function train(
     /** The next batch, made ahead, and the generator's state before it (for a checkpoint). */
     const ahead: { next: { batch: Batch; rngBefore: RngState } | null } = { next: null };
     for (let step = first; step < stepsPerEpoch; step++) {
+      await yieldToEvents();
       if (hooks.shouldStop?.()) {
         await save(epoch, step, ahead.next ? Rng.fromState(ahead.next.rngBefore) : rng);
         await parallel?.close();
@@ -346,12 +387,19 @@ export async function train(
       running.seconds += (performance.now() - t0) / 1000;
       hooks.onStep?.((step + 1) * config.batchSize, stepsPerEpoch * config.batchSize, epoch);
     }
+    const testAccuracy = await evaluateUnless(model, test, 500, () => !!hooks.shouldStop?.());
+    if (testAccuracy === null) {
+      // Stopped while measuring: every step is done; a resume measures again.
+      await save(epoch, stepsPerEpoch, rng);
+      await parallel?.close();
+      return { config, history, finished: false };
+    }
     const record: EpochRecord = {
       epoch: epoch + 1,
       lr: lrAt((epoch + 1) * stepsPerEpoch - 1),
       trainLoss: running.loss / running.seen,
       trainAccuracy: running.correct / running.seen,
-      testAccuracy: await evaluate(model, test),
+      testAccuracy,
       seconds: running.seconds,
       imagesPerSecond: running.seen / running.seconds,
     };

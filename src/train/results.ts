@@ -1,5 +1,4 @@
 /** Results of a training run: JSON (for scripts) and a per-epoch CSV log, written atomically. */
-import { rename, writeFile } from 'node:fs/promises';
 import type { EpochRecord, TrainConfig } from './loop.js';
 import { VERSION } from '../version.js';
 
@@ -63,9 +62,4 @@ export function csvLog(history: EpochRecord[]): string {
   return [head, ...rows].join('\n') + '\n';
 }
 
-/** Writes under a temporary name and renames, so a reader never sees half a file. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
+export { writeFileAtomic } from '../output.js';

@@ -7,6 +7,7 @@ import { imageAt } from '../../data/dataset.js';
 import type { Manifest } from '../../manifest.js';
 import type { AuditCell } from '../matrix.js';
 import { cellOf, type TableLayout } from './table.js';
+import { robustnessHtml } from './robustness.js';
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
@@ -131,6 +132,7 @@ export function reportHtml(r: ReportInput): string {
 ${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
 <h2>Accuracy on the clean test set</h2>
 ${tables}
+${robustnessHtml(cells, layout)}
 <h2>Per-epoch curves</h2>
 ${charts}
 <h2>Samples: original and protected (shortcut pixel outlined)</h2>

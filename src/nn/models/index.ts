@@ -33,16 +33,8 @@ import { wrn28 } from './wrn.js';
 export { BN_EPSILON, BN_MOMENTUM, type BuildOptions, type InputShape } from './layers.js';
 export { WRN_DEFAULT_WIDEN } from './wrn.js';
 
-export const MODELS = [
-  'lenet5',
-  'smallcnn',
-  'resnet18',
-  'resnet50',
-  'vgg16',
-  'densenet121',
-  'wrn28',
-] as const;
-export type ModelName = (typeof MODELS)[number];
+import { MODELS, type ModelName } from '../names.js';
+export { MODELS, type ModelName } from '../names.js';
 
 const BUILDERS: Record<
   ModelName,

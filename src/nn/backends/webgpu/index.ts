@@ -10,11 +10,21 @@
  * compatibility mode; so the adapter and device are made here and the backend is registered with
  * them.
  */
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { isMainThread } from 'node:worker_threads';
 import { fail } from '../../../errors.js';
+import { isVerbose } from '../../../verbose.js';
 import { registerWebgpuTrainingKernels } from './kernels.js';
 
 /** Which adapter the engine runs on. */
@@ -76,12 +86,66 @@ async function requestAdapter(
   // ONEPIXEL_DAWN_TOGGLES: extra Dawn options, space-separated (bench/gpu.ts --profile uses it).
   const extra = process.env.ONEPIXEL_DAWN_TOGGLES?.split(' ').filter((t) => t) ?? [];
   const gpu = create([...(api === 'opengl' ? ['backend=opengl'] : []), ...extra]);
-  const adapter = await gpu.requestAdapter(
-    api === 'opengl'
-      ? ({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)
-      : { powerPreference: 'high-performance' },
+  // Dawn prints its adapter diagnostics (Vulkan drivers it skips, limits it lowers) to stderr
+  // while requestAdapter runs, before it returns its promise.
+  const { value, captured } = quietStderr(() =>
+    gpu.requestAdapter(
+      api === 'opengl'
+        ? ({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)
+        : { powerPreference: 'high-performance' },
+    ),
   );
+  if (captured) dawnMessages.push(captured);
+  const adapter = await value;
   return adapter ? { adapter, gpu } : null;
+}
+
+/** What Dawn printed while onepixel looked for an adapter (shown with --verbose instead). */
+const dawnMessages: string[] = [];
+
+/**
+ * Runs `f` with file descriptor 2 on a temporary file, unless --verbose: native code (Dawn) writes
+ * to fd 2 directly. Node has no dup2, so fd 2's target is first reopened through /proc (a second
+ * descriptor on the same terminal, pipe or file), fd 2 is closed and the capture file opened,
+ * which gets the lowest free number, 2; then the same in reverse. Only on the main thread (worker
+ * threads share the descriptor table) and only where /proc gives fd 2 back (not for a socket, which
+ * is what Node gives its children as pipes): elsewhere `f` simply runs and its messages stay visible.
+ */
+function quietStderr<T>(f: () => T): { value: T; captured: string } {
+  if (isVerbose() || !isMainThread || !existsSync('/proc/self/fd/2'))
+    return { value: f(), captured: '' };
+  let saved: number;
+  try {
+    saved = openSync('/proc/self/fd/2', 'a');
+  } catch {
+    return { value: f(), captured: '' }; // a socket, or no /proc
+  }
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'onepixel-dawn-')), 'stderr.txt');
+  let value: T;
+  closeSync(2);
+  const fd = openSync(file, 'w+');
+  if (fd !== 2) {
+    // Another thread opened a file in between and got number 2: leave the table as it is.
+    closeSync(fd);
+    closeSync(saved);
+    rmSync(path.dirname(file), { recursive: true, force: true });
+    return { value: f(), captured: '' };
+  }
+  try {
+    value = f();
+  } finally {
+    closeSync(fd);
+    openSync(`/proc/self/fd/${saved}`, 'a'); // fd 2 again
+    closeSync(saved);
+  }
+  const captured = readFileSync(file, 'utf8');
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  return { value, captured };
+}
+
+/** Dawn's own messages so far (empty with --verbose: they went to the terminal). */
+export function dawnDiagnostics(): string {
+  return dawnMessages.join('');
 }
 
 /**
@@ -139,7 +203,7 @@ export async function startWebgpu(hardwareOnly = false): Promise<WebgpuInfo | nu
       'webgpu: Dawn found no GPU adapter, neither through Vulkan nor OpenGL ES (EGL). On a GPU ' +
         'machine install the Vulkan loader (apt-get install libvulkan1) and the GPU driver; ' +
         'without a GPU, Mesa (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) gives a slow ' +
-        'software adapter. Other backends: wasm, native.',
+        'software adapter. Other backends: wasm, native. (onepixel --verbose shows what Dawn said.)',
     );
   }
   const { adapter, gpu, info } = found;

@@ -481,26 +481,35 @@ describe('refused CIFAR-10 inputs write nothing', { concurrency: true, skip: NO_
     assert.match(r.stderr, /single image/);
   });
 
-  it('an existing --out is refused and kept; --force replaces it', async () => {
+  it("an existing --out is refused and kept; --force replaces only onepixel's own", async () => {
     const out = await outIn('exists');
     await mkdir(out);
     await writeFile(path.join(out, 'keep.txt'), 'precious\n');
-    const r = await runCli(protectArgs(small, out));
+    // A folder onepixel did not write is never replaced, even with --force.
+    for (const force of [[], ['--force']]) {
+      const r = await runCli(protectArgs(small, out, ...force));
+      assert.equal(r.code, 1, describeRun(r));
+      assert.match(r.stderr, /exists and was not written by onepixel \(no manifest.json\)/);
+      assert.deepEqual(await readdir(out), ['keep.txt']);
+      assert.equal(await readFile(path.join(out, 'keep.txt'), 'utf8'), 'precious\n');
+      assert.deepEqual(await tmpSiblings(path.dirname(out), 'out'), []);
+    }
+    // A previous output: refused without --force, replaced with it.
+    const own = await outIn('own');
+    assert.equal((await runCli(protectArgs(small, own))).code, 0);
+    await writeFile(path.join(own, 'stale.txt'), 'from before\n');
+    const r = await runCli(protectArgs(small, own));
     assert.equal(r.code, 1, describeRun(r));
-    assert.match(r.stderr, /already exists/);
-    assert.match(r.stderr, /--force/);
-    assert.deepEqual(await readdir(out), ['keep.txt']);
-    assert.equal(await readFile(path.join(out, 'keep.txt'), 'utf8'), 'precious\n');
-    assert.deepEqual(await tmpSiblings(path.dirname(out), 'out'), []);
-
-    const forced = await runCli(protectArgs(small, out, '--force'));
+    assert.match(r.stderr, /already exists; pass --force/);
+    assert.ok((await readdir(own)).includes('stale.txt'));
+    const forced = await runCli(protectArgs(small, own, '--force'));
     assert.equal(forced.code, 0, describeRun(forced));
     assert.deepEqual(
-      (await readdir(out)).sort(),
+      (await readdir(own)).sort(),
       [...TRAIN_FILES, 'batches.meta.txt', 'manifest.json', 'test_batch.bin'].sort(),
     );
-    assert.deepEqual(await readdir(path.dirname(out)), ['out']);
-    const m = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as ManifestJson;
+    assert.deepEqual(await readdir(path.dirname(own)), ['out']);
+    const m = JSON.parse(await readFile(path.join(own, 'manifest.json'), 'utf8')) as ManifestJson;
     assert.equal(m.output.train, 200);
   });
 
@@ -755,19 +764,26 @@ describe('help and version', { concurrency: true }, () => {
 });
 
 describe('--download without a network', { concurrency: true }, () => {
-  it('cifar10: fails quickly, pointing at --data-dir, writing no output', async () => {
-    const dataDir = await mkdtemp(path.join(work, 'empty-'));
-    const out = await outIn('download');
-    const r = await runCli(
-      ['protect', '--dataset', 'cifar10', '--download', '--data-dir', dataDir, '--out', out],
-      60_000,
-    );
-    await assertRefused(r, out);
-    assert.match(r.stderr, /--data-dir/);
-    assert.match(r.stderr, /cifar10/);
-    // No partial archive or temporary extraction folder left in the data folder.
-    assert.deepEqual(await readdir(dataDir), []);
-  });
+  // Every method downloads (the noise methods used to ignore --download and fail on the empty
+  // folder instead).
+  for (const method of ['ops', 'random-noise', 'em'])
+    it(`cifar10 --method ${method}: tries the download, fails quickly, writes no output`, async () => {
+      const dataDir = await mkdtemp(path.join(work, 'empty-'));
+      const out = await outIn(`download-${method}`);
+      const r = await runCli(
+        [
+          ...['protect', '--dataset', 'cifar10', '--download', '--data-dir', dataDir],
+          ...['--out', out, '--method', method],
+        ],
+        60_000,
+      );
+      await assertRefused(r, out);
+      assert.match(r.stderr, /--data-dir/);
+      assert.match(r.stderr, /cifar10/);
+      assert.match(r.stderr, /download|cs\.toronto\.edu/i);
+      // No partial archive or temporary extraction folder left in the data folder.
+      assert.deepEqual(await readdir(dataDir), []);
+    });
 
   it('fashion-mnist: says --download is for cifar10 and cifar100', async () => {
     const out = await outIn('download-fashion');

@@ -1,0 +1,119 @@
+/**
+ * The robustness chart of an audit report: for each model and training strategy audited under
+ * countermeasures, the final clean-test accuracy (y) per countermeasure (x, in the order given),
+ * one line per protected dataset, and the clean data's own accuracy under the same countermeasure
+ * as a dashed reference line. A protection holds where its line stays far below the reference.
+ */
+import type { AuditCell } from '../matrix.js';
+import { countermeasureName, parseCountermeasure } from '../../train/countermeasures.js';
+import { cellOf, type TableLayout } from './table.js';
+
+const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+
+function esc(s: string): string {
+  return s.replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string,
+  );
+}
+
+/** A row name split into its strategy and countermeasure (`none` for a plain row). */
+export function splitRow(row: string): { strategy: string; countermeasure: string } {
+  const at = row.lastIndexOf('+');
+  if (at > 0) {
+    try {
+      const c = countermeasureName(parseCountermeasure(row.slice(at + 1)));
+      return { strategy: row.slice(0, at), countermeasure: c };
+    } catch {
+      // not a countermeasure: a strategy such as at+cutout
+    }
+  }
+  return { strategy: row, countermeasure: 'none' };
+}
+
+export interface RobustnessSeries {
+  name: string;
+  /** Accuracy in [0, 1] per countermeasure, null where the cell is missing. */
+  values: Array<number | null>;
+  reference: boolean;
+}
+
+/** One chart's SVG: accuracy per countermeasure, a line per series. */
+export function robustnessSvg(
+  countermeasures: string[],
+  series: RobustnessSeries[],
+  title: string,
+): string {
+  const W = Math.max(360, 60 + 52 * countermeasures.length);
+  const H = 260;
+  const pad = { l: 40, r: 120, t: 24, b: 86 };
+  const n = countermeasures.length;
+  const x = (i: number) => pad.l + (W - pad.l - pad.r) * (n === 1 ? 0.5 : i / (n - 1));
+  const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
+  const grid = [0, 0.25, 0.5, 0.75, 1]
+    .map(
+      (a) =>
+        `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(a)}" y2="${y(a)}" stroke="#ddd"/><text x="${pad.l - 4}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}</text>`,
+    )
+    .join('');
+  const labels = countermeasures
+    .map(
+      (c, i) =>
+        `<text transform="translate(${x(i).toFixed(1)},${H - pad.b + 12}) rotate(45)" font-size="10">${esc(c)}</text>`,
+    )
+    .join('');
+  let colour = 0;
+  const lines = series
+    .map((s, k) => {
+      const c = s.reference ? '#555' : COLOURS[colour++ % COLOURS.length];
+      const pts = s.values
+        .map((v, i) => (v === null ? null : `${x(i).toFixed(1)},${y(v).toFixed(1)}`))
+        .filter((p): p is string => p !== null);
+      const dots = pts
+        .map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="2.5" fill="${c}"/>`)
+        .join('');
+      const dash = s.reference ? ' stroke-dasharray="5,3"' : '';
+      return `<polyline fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.join(' ')}"/>${dots}<text x="${W - pad.r + 8}" y="${pad.t + 14 * k + 8}" font-size="10" fill="${c}">${esc(s.name)}${s.reference ? ' (reference)' : ''}</text>`;
+    })
+    .join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
+}
+
+/**
+ * The report section: one chart per model and strategy that was audited under at least one
+ * countermeasure; '' when there is none. The dataset named `clean` is the reference line.
+ */
+export function robustnessHtml(cells: AuditCell[], layout: TableLayout): string {
+  const byStrategy = new Map<string, Array<{ row: string; countermeasure: string }>>();
+  for (const row of layout.strategies) {
+    const { strategy, countermeasure } = splitRow(row);
+    const list = byStrategy.get(strategy) ?? [];
+    list.push({ row, countermeasure });
+    byStrategy.set(strategy, list);
+  }
+  const charts: string[] = [];
+  for (const model of layout.models)
+    for (const [strategy, rows] of byStrategy) {
+      if (!rows.some((r) => r.countermeasure !== 'none')) continue;
+      const series = layout.datasets.map((d) => ({
+        name: d,
+        reference: d === 'clean',
+        values: rows.map((r) => cellOf(cells, d, model, r.row)?.results.finalTestAccuracy ?? null),
+      }));
+      charts.push(
+        robustnessSvg(
+          rows.map((r) => r.countermeasure),
+          series,
+          `${model}, ${strategy}: clean-test accuracy (%) per countermeasure`,
+        ),
+      );
+    }
+  if (charts.length === 0) return '';
+  return (
+    '<h2>Robustness: accuracy per countermeasure</h2>\n<p>Clean-test accuracy after training on ' +
+    'each dataset’s training images transformed by the countermeasure; the dashed line is the ' +
+    'clean data under the same countermeasure. A protection holds where its line stays far ' +
+    'below the reference.</p>\n' +
+    charts.join('\n')
+  );
+}

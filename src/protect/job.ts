@@ -1,0 +1,136 @@
+/**
+ * THE protect job: download if asked, check the output, open the dataset, let the method turn the
+ * training split into a protected stream, and write it (test split unchanged) with manifest.json
+ * (and the method's extra files), atomically. The EM methods load the training engine, so their
+ * modules are imported only when they run.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { isDataset, streamOf } from '../data/dataset.js';
+import { type DownloadSpec, DOWNLOADS, downloadDataset } from '../data/download.js';
+import {
+  type DatasetKind,
+  type OpenOptions,
+  type OutputFormat,
+  defaultFormat,
+  openDataset,
+  writerFor,
+} from '../data/formats.js';
+import type { SplitToWrite } from '../data/write.js';
+import { fail } from '../errors.js';
+import { MANIFEST, type Manifest, type Method, manifestJson, parseManifest } from '../manifest.js';
+import { checkEpsilon, DEFAULT_EPSILON } from '../noise/bounds.js';
+import { checkOutput, writeAtomically } from '../output.js';
+import type { EmOptions } from './em.js';
+import type { MethodInput, Phase, Protected } from './method.js';
+import { checkPixels, ops, type OpsOptions } from './ops.js';
+import { randomNoiseMethod } from './random-noise.js';
+
+export type { Phase } from './method.js';
+
+export interface ProtectOptions extends OpenOptions, OpsOptions, Partial<EmOptions> {
+  /** ops (default), em, cifar10s or random-noise. */
+  method?: Method;
+  dataset: DatasetKind;
+  dataDir: string;
+  out: string;
+  format?: OutputFormat;
+  /** Replace --out (and the EM checkpoint) when onepixel wrote it. */
+  force?: boolean;
+  /** Fetch CIFAR-10/100 from the official location into dataDir when it is not there. */
+  download?: boolean;
+  /** Progress: phase, items done, items in all (null when unknown). */
+  onProgress?: (phase: Phase, done: number, total: number | null) => void;
+}
+
+/** The options of the noise methods (kept for the library's `protectWithNoise`). */
+export type NoiseProtectOptions = ProtectOptions & { method: Exclude<Method, 'ops'> };
+
+async function resolveDataDir(o: ProtectOptions): Promise<string> {
+  if (!o.download) return o.dataDir;
+  if (o.dataset !== 'cifar10' && o.dataset !== 'cifar100')
+    fail(`--download fetches cifar10 and cifar100 only, not '${o.dataset}'`);
+  const spec: DownloadSpec = DOWNLOADS[o.dataset];
+  return downloadDataset(spec, o.dataDir, {
+    onProgress: (received, total) => o.onProgress?.('download', received, total),
+  });
+}
+
+const usesEm = (m: Method) => m === 'em' || m === 'cifar10s';
+
+async function runMethod(
+  method: Method,
+  input: MethodInput,
+  o: ProtectOptions,
+  epsilon: number,
+  inputs: Array<string | undefined>,
+): Promise<Protected> {
+  const noise = { ...o, epsilon, seed: o.seed ?? 0 };
+  if (method === 'ops') return ops(input, o);
+  if (method === 'random-noise') return randomNoiseMethod(input, noise);
+  const em = await import('./em.js');
+  const dir = em.emCheckpointDir(o.out, o);
+  if (method === 'em') return em.em(input, noise, dir, inputs);
+  return (await import('./cifar10s.js')).cifar10s(input, noise, dir, inputs);
+}
+
+/** Protects a dataset on disk; returns the manifest written next to the data. */
+export async function protect(o: ProtectOptions): Promise<Manifest> {
+  const method = o.method ?? 'ops';
+  const epsilon = o.epsilon ?? DEFAULT_EPSILON;
+  if (method !== 'ops') checkEpsilon(epsilon, '--epsilon');
+  const inputs = [o.dataDir, o.noiseFile];
+  const rules = { flag: '--out', force: o.force ?? false, marker: MANIFEST, inputs };
+  await checkOutput(o.out, rules);
+  if (usesEm(method) && !o.noiseFile) {
+    const em = await import('./em.js');
+    await em.checkEmCheckpoint(em.emCheckpointDir(o.out, o), o as EmOptions, inputs);
+  }
+  const dataDir = resolve(await resolveDataDir(o));
+  const splits = await openDataset(o.dataset, dataDir, o);
+  const format = o.format ?? defaultFormat(o.dataset);
+  const writer = writerFor(format, o.dataset);
+  const train = splits.train;
+  if (method === 'ops' || method === 'cifar10s')
+    checkPixels(o.pixels ?? 1, train.height, train.width);
+  const result = await runMethod(method, { train, onProgress: o.onProgress }, o, epsilon, inputs);
+  const toWrite: SplitToWrite[] = [{ name: 'train', stream: result.stream }];
+  if (splits.test) {
+    const test = splits.test;
+    toWrite.push({ name: 'test', stream: isDataset(test) ? streamOf(test, 'test image') : test });
+  }
+  const manifest = manifestJson({
+    method,
+    objective: result.fields.objective,
+    pixelsPerClass: result.fields.pixelsPerClass,
+    height: train.height,
+    width: train.width,
+    channels: train.channels,
+    classes: result.fields.classes,
+    source: {
+      dataset: o.dataset,
+      dataDir,
+      files: splits.files.map((f) => ({ ...f, path: relative(dataDir, f.path) || '.' })),
+    },
+    output: {
+      format,
+      train: result.stream.count,
+      test: splits.test ? toWrite[1].stream.count : null,
+    },
+    ...(result.fields.noise ? { noise: result.fields.noise } : {}),
+  });
+  const total = toWrite.reduce((s, w) => s + w.stream.count, 0);
+  let written = 0;
+  await checkOutput(o.out, rules);
+  await writeAtomically(o.out, async (dir) => {
+    await writer(dir, toWrite, () => o.onProgress?.('write', ++written, total));
+    await result.extraFiles?.(dir);
+    await writeFile(join(dir, MANIFEST), manifest);
+  });
+  return parseManifest(manifest, join(o.out, MANIFEST));
+}
+
+/** `protect` for a noise method: the name the library had before the one job. */
+export function protectWithNoise(o: NoiseProtectOptions): Promise<Manifest> {
+  return protect(o);
+}
