@@ -30,6 +30,7 @@ import {
   FASHION_NAMES,
   headOf,
   NO_FASHION,
+  runCli,
   splits,
   tempDirs,
 } from './helpers.js';
@@ -409,6 +410,135 @@ describe('the shared output folder', () => {
       writeShard({ planPath: 'p', plan, dataDir: data, out, shard: parseShard('1/2') }),
       /already exists and is complete/,
     );
+  });
+});
+
+describe('onepixel protect: the sharded steps', () => {
+  it('runs the three steps from the command line and refuses flags a step does not read', async () => {
+    const data = await tmp();
+    await cifar(100, 10)(data);
+    const work = await tmp();
+    const base = ['protect', '--dataset', 'cifar10', '--data-dir', data];
+    for (const i of [0, 1]) {
+      const r = await runCli([
+        ...base,
+        '--shard',
+        `${i}/2`,
+        '--stats-only',
+        '--out',
+        `${work}/s/${i}.json`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `shard ${i}/2: statistics of training images ${i * 50}…${i * 50 + 49} \\(50 of 100\\)`,
+        ),
+      );
+    }
+    const again = await runCli([
+      ...base,
+      '--shard',
+      '0/2',
+      '--stats-only',
+      '--out',
+      `${work}/s/0.json`,
+    ]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exists \(--out\); pass --force/);
+    const m = await runCli([
+      'protect',
+      '--merge-stats',
+      `${work}/s/0.json`,
+      `${work}/s/1.json`,
+      '--out',
+      `${work}/plan.json`,
+    ]);
+    assert.equal(m.code, 0, m.stderr);
+    assert.match(m.stdout, /from the exact statistics of 2 shards, 100 training images/);
+    const refusals: Array<[string[], RegExp]> = [
+      [[...base, '--shard', '0/2', '--out', `${work}/x`], /--shard I\/N needs --stats-only/],
+      [
+        [
+          'protect',
+          '--merge-stats',
+          `${work}/s/0.json`,
+          '--dataset',
+          'cifar10',
+          '--out',
+          `${work}/p`,
+        ],
+        /--dataset does not apply with --merge-stats/,
+      ],
+      [
+        [
+          ...base,
+          '--plan',
+          `${work}/plan.json`,
+          '--shard',
+          '0/2',
+          '--objective',
+          'paper',
+          '--out',
+          `${work}/o`,
+        ],
+        /--objective does not apply with --plan/,
+      ],
+      [[...base, '--plan', `${work}/plan.json`, '--out', `${work}/o`], /--plan needs --shard/],
+      [
+        [
+          ...base,
+          '--method',
+          'random-noise',
+          '--shard',
+          '0/2',
+          '--stats-only',
+          '--out',
+          `${work}/x`,
+        ],
+        /is for --method ops, not random-noise/,
+      ],
+      [
+        [
+          'protect',
+          '--dataset',
+          'npy',
+          '--data-dir',
+          data,
+          '--plan',
+          `${work}/plan.json`,
+          '--shard',
+          '0/1',
+          '--out',
+          `${work}/o`,
+        ],
+        /--dataset npy, but the plan .* is of a cifar10 dataset/,
+      ],
+      [
+        [...base, '--shard', '2/2', '--stats-only', '--out', `${work}/x`],
+        /--shard 2\/2: expected I\/N with 0 ≤ I < N/,
+      ],
+    ];
+    for (const [args, re] of refusals) {
+      const r = await runCli(args);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, re);
+    }
+    for (const i of [1, 0]) {
+      const r = await runCli([
+        ...base,
+        '--plan',
+        `${work}/plan.json`,
+        '--shard',
+        `${i}/2`,
+        '--out',
+        `${work}/out`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const single = await runCli([...base, '--out', `${work}/single`]);
+    assert.equal(single.code, 0, single.stderr);
+    await assertSameTree(`${work}/out`, `${work}/single`);
   });
 });
 
