@@ -99,6 +99,24 @@ def augment(images, gen, padding=4, flip_prob=0.5):
     return out.float().div_(255)
 
 
+def pgd(model, x, y, gen, eps=8 / 255, step=2 / 255, steps=10):
+    """L-inf PGD with a uniform random start, attacked in eval mode (Madry et al.; onepixel's
+    src/train/adversarial.ts): x + U(-eps, eps) clipped to [0, 1], then `steps` signed-gradient
+    ascents of the cross-entropy, each projected onto [x - eps, x + eps] and [0, 1]."""
+    model.eval()
+    lower = (x - eps).clamp(min=0)
+    upper = (x + eps).clamp(max=1)
+    noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
+    adv = (x + noise).clamp(0, 1)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        loss = F.cross_entropy(model(adv), y)
+        (g,) = torch.autograd.grad(loss, adv)
+        adv = torch.max(torch.min(adv.detach() + step * g.sign(), upper), lower)
+    model.train()
+    return adv.detach()
+
+
 def evaluate(model, images, labels, batch=1000):
     model.eval()
     correct = 0
@@ -124,6 +142,12 @@ def main():
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05, help="OneCycleLR max_lr")
+    p.add_argument("--pct-start", type=float, default=0.3, help="OneCycleLR pct_start")
+    p.add_argument("--at", action="store_true", help="adversarial training: PGD-10, eps 8/255")
+    p.add_argument(
+        "--attack-warmup", type=float, default=0, help="epochs over which eps (and step) grow from 0"
+    )
+    p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--check-augment", action="store_true", help="test augment() against a loop, exit")
     args = p.parse_args()
@@ -138,6 +162,8 @@ def main():
 
     train_x, train_y = read_batches(args.data, TRAIN_FILES)
     test_x, test_y = read_batches(args.data, [TEST_FILE])
+    if args.limit:
+        train_x, train_y = train_x[: args.limit], train_y[: args.limit]
 
     torch.manual_seed(args.seed)  # the initialisation
     model = LeNet(10)
@@ -148,7 +174,7 @@ def main():
         opt,
         max_lr=args.lr,
         total_steps=args.epochs * steps_per_epoch,
-        pct_start=0.3,
+        pct_start=args.pct_start,
         anneal_strategy="cos",
         div_factor=25.0,
         final_div_factor=1e4,
@@ -161,6 +187,10 @@ def main():
                 "kind": "start",
                 "data": args.data,
                 "seed": args.seed,
+                "at": args.at,
+                "lr": args.lr,
+                "pctStart": args.pct_start,
+                "attackWarmup": args.attack_warmup,
                 "train": len(train_y),
                 "test": len(test_y),
                 "stepsPerEpoch": steps_per_epoch,
@@ -187,6 +217,10 @@ def main():
             idx = order[step * args.batch : (step + 1) * args.batch]
             x = augment(train_x[idx], gen)
             y = train_y[idx]
+            if args.at:
+                warm = args.attack_warmup * steps_per_epoch
+                f = min(1.0, (epoch * steps_per_epoch + step + 1) / warm) if warm > 0 else 1.0
+                x = pgd(model, x, y, gen, eps=f * 8 / 255, step=f * 2 / 255)
             lr = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
             logits = model(x)

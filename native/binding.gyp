@@ -4,6 +4,7 @@
       "target_name": "onepixel_native",
       "sources": [
         "src/addon.cc",
+        "src/args.cc",
         "src/common.cc",
         "src/conv.cc",
         "src/matmul.cc",

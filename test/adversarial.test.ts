@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { PGD_DEFAULTS, pgd } from '../src/nn/pgd.js';
 import { Rng } from '../src/nn/rng.js';
+import { attackAt } from '../src/train/loop.js';
+import { jobConfig } from '../src/train/job.js';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -137,5 +139,24 @@ describe('pgd', () => {
     assert.throws(() => pgd(lossOf, x, { epsilon: -1, rng: new Rng(0) }), /epsilon/);
     assert.throws(() => pgd(lossOf, x, { steps: 1.5, rng: new Rng(0) }), /steps/);
     x.dispose();
+  });
+
+  it('ε warm-up: ε and step grow linearly over the warm-up epochs, then stay; none without it', () => {
+    const a = { epsilon: 8 / 255, step: 2 / 255, steps: 10, warmupEpochs: 2 };
+    const spe = 10; // steps per epoch: the warm-up lasts 20 steps
+    assert.equal(attackAt(a, 0, spe).epsilon, (8 / 255) * (1 / 20));
+    assert.equal(attackAt(a, 9, spe).step, (2 / 255) * (10 / 20));
+    assert.equal(attackAt(a, 19, spe).epsilon, 8 / 255);
+    assert.equal(attackAt(a, 500, spe).epsilon, 8 / 255);
+    const paper = { epsilon: 8 / 255, step: 2 / 255, steps: 10 };
+    assert.deepEqual(attackAt(paper, 0, spe), paper);
+  });
+
+  it('the quick preset warms ε up over 5 epochs; the paper preset and --attack-warmup 0 do not', () => {
+    assert.equal(jobConfig({ strategy: 'at', seed: 0 }, 'cpu').adversarial?.warmupEpochs, 5);
+    const paper = jobConfig({ strategy: 'at', seed: 0, preset: 'paper' }, 'cpu').adversarial;
+    assert.deepEqual(paper, { epsilon: 8 / 255, step: 2 / 255, steps: 10 });
+    const off = jobConfig({ strategy: 'at', seed: 0, attackWarmup: 0 }, 'cpu').adversarial;
+    assert.equal(off?.warmupEpochs, undefined);
   });
 });

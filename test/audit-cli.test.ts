@@ -1,10 +1,12 @@
 /**
  * `onepixel audit` end to end on a small real CIFAR-10 copy (NumPy format) and its OPS copy: the
- * matrix with countermeasure rows, its files, a resumed audit that redoes nothing, and a refused
- * countermeasure name.
+ * matrix with countermeasure rows, its files, a resumed audit that redoes nothing, a refused
+ * countermeasure name; cells per seed whose values equal a separate `onepixel train` of the same
+ * cell and whose mean ± sd are checked by hand; cells reused only when their whole identity is the
+ * same.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -83,11 +85,110 @@ describe('audit', () => {
     const table = await readFile(path.join(out, 'table.md'), 'utf8');
     assert.match(table, /\| standard\+grayscale \| \d+\.\d\d \| \d+\.\d\d \|/);
     assert.match(await readFile(path.join(out, 'report.html'), 'utf8'), /countermeasure first/);
-    assert.ok(existsSync(path.join(out, 'cells', 'OPS__lenet5__standard+grayscale.csv')));
+    const folders = readdirSync(path.join(out, 'cells'));
+    const gray = folders.filter((f) => f.startsWith('OPS__lenet5__standard+grayscale__s0-'));
+    assert.equal(gray.length, 1, folders.join(' '));
+    assert.ok(existsSync(path.join(out, 'cells', gray[0], 'log.csv')));
 
     const again = await run(args);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout.match(/done before/g)?.length, 4);
+  });
+
+  it('trains every cell per seed: values equal a separate train run, mean ± sd by hand', async () => {
+    const out = path.join(await tmp(), 'seeds');
+    const base = ['audit', '--clean', clean, '--protected', ops, '--backend', 'wasm'];
+    const r = await run([...base, '--epochs', '2', '--seeds', '0,1', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const res = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      complete: boolean;
+      seeds: number[];
+      cells: Array<{ dataset: string; seed: number; results: TrainResults }>;
+      summary: Array<{
+        dataset: string;
+        seeds: number[];
+        final: { mean: number; sd: number; n: number };
+        best: { mean: number; sd: number; n: number };
+      }>;
+    };
+    assert.equal(res.complete, true);
+    assert.deepEqual(res.seeds, [0, 1]);
+    assert.deepEqual(
+      res.cells.map((c) => `${c.dataset} ${c.seed}`),
+      ['clean 0', 'clean 1', 'OPS 0', 'OPS 1'],
+    );
+    // The audit's cell is the train job: `onepixel train` of the same cell gives the same numbers.
+    const single = path.join(await tmp(), 'single.json');
+    const t = await run([
+      ...['train', '--data', clean, '--epochs', '2', '--seed', '1', '--backend', 'wasm'],
+      ...['--results', single],
+    ]);
+    assert.equal(t.code, 0, t.stderr);
+    const alone = JSON.parse(await readFile(single, 'utf8')) as TrainResults;
+    const cell = res.cells.find((c) => c.dataset === 'clean' && c.seed === 1)?.results;
+    assert.ok(cell);
+    assert.deepEqual(cell.testAccuracy, alone.testAccuracy);
+    assert.deepEqual(cell.trainLoss, alone.trainLoss);
+    assert.deepEqual(cell.config, alone.config);
+    // the two seeds differ (else mean ± sd would prove nothing)
+    const acc = (ds: string) => res.cells.filter((c) => c.dataset === ds).map((c) => c.results);
+    assert.notDeepEqual(acc('clean')[0].trainLoss, acc('clean')[1].trainLoss);
+    const table = await readFile(path.join(out, 'table.md'), 'utf8');
+    assert.match(table, /sample standard deviation \(n − 1\) over 2 seeds/);
+    for (const ds of ['clean', 'OPS']) {
+      const [a, b] = acc(ds).map((x) => x.finalTestAccuracy as number);
+      const [ba, bb] = acc(ds).map((x) => Math.max(...x.testAccuracy));
+      const s = res.summary.find((x) => x.dataset === ds);
+      assert.ok(s);
+      // n = 2: mean (a+b)/2, sample sd |a−b|/√2
+      assert.ok(Math.abs(s.final.mean - (a + b) / 2) < 1e-12);
+      assert.ok(Math.abs(s.final.sd - Math.abs(a - b) / Math.SQRT2) < 1e-12);
+      assert.ok(Math.abs(s.best.mean - (ba + bb) / 2) < 1e-12);
+      assert.ok(Math.abs(s.best.sd - Math.abs(ba - bb) / Math.SQRT2) < 1e-12);
+      const cellText = (m: number, sd: number) =>
+        `${(100 * m).toFixed(2)} ± ${(100 * sd).toFixed(2)}`;
+      assert.ok(
+        table.includes(
+          `${cellText(s.final.mean, s.final.sd)} | ${cellText(s.best.mean, s.best.sd)}`,
+        ),
+        table,
+      );
+    }
+    const html = await readFile(path.join(out, 'report.html'), 'utf8');
+    assert.match(html, /training accuracy/);
+    assert.match(html, /<polygon/); // the ± sd bands
+    assert.match(html, /onecycle, max 0.05/);
+
+    // Other epochs: new cells, nothing "done before"; the old cells stay.
+    const before = readdirSync(path.join(out, 'cells')).length;
+    const e1 = await run([...base, '--epochs', '1', '--seeds', '0,1', '--out', out]);
+    assert.equal(e1.code, 0, e1.stderr);
+    assert.equal(e1.stdout.match(/done before/g), null, e1.stdout);
+    assert.equal(readdirSync(path.join(out, 'cells')).length, before + 4);
+    // A subset of the seeds of the first run: those cells are reused, as they are.
+    const s0 = await run([...base, '--epochs', '2', '--seed', '0', '--out', out]);
+    assert.equal(s0.code, 0, s0.stderr);
+    assert.equal(s0.stdout.match(/done before/g)?.length, 2, s0.stdout);
+    // Other data under the same column name (a training label changed): retrained.
+    const other = await tmp();
+    const names = await cifarClassNames();
+    const recs = await cifarRecords('data_batch_1.bin', 256);
+    const ds = cifarDataset(recs, names);
+    ds.labels[0] = (ds.labels[0] + 1) % 10;
+    await writeNpy(other, [
+      { name: 'train', stream: streamOf(ds) },
+      {
+        name: 'test',
+        stream: streamOf(cifarDataset(await cifarRecords('test_batch.bin', 100), names)),
+      },
+    ]);
+    const d = await run([
+      ...['audit', '--clean', other, '--protected', ops, '--backend', 'wasm'],
+      ...['--epochs', '2', '--seed', '0', '--out', out],
+    ]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(d.stdout.match(/done before/g)?.length, 1, d.stdout); // OPS only
+    assert.match(d.stdout, /clean__lenet5__standard__s0-\w+: \d+\.\d\d% clean-test accuracy/);
   });
 
   it('refuses an unknown countermeasure, naming the flag, before training anything', async () => {

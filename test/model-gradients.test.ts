@@ -37,7 +37,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, type BackendName } from '../src/nn/engine.js';
 import { MODELS, buildModel, type ModelName } from '../src/nn/models/index.js';
 import { random, webgpuSkipReason } from './helpers.js';
-import { noNative } from './native-helpers.js';
+import { noNative, usingNative } from './native-helpers.js';
+import { BN_GRAD, BN_TRAIN, BN_TRAIN_RELU } from '../src/nn/backends/native/batchnorm.js';
 
 const CLASSES = 10;
 const MODEL_SEED = 1;
@@ -84,6 +85,19 @@ const CASES: Record<ModelName, Case> = {
   densenet121: { height: 4, width: 4, batch: 16, inference: 1e-4, training: 1e-3 },
   // WRN-28-1; groups at 16, 8, 4: n = 1024, 256, 64.
   wrn28: { height: 16, width: 16, batch: 4, widen: 1, inference: 1e-4, training: 1e-4 },
+};
+
+/** The native kernels each model's two passes must run in the addon (element-wise ones aside). */
+const CONV = ['FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', '_FusedMatMul'];
+const BN = [...CONV, BN_TRAIN_RELU, BN_GRAD, 'FusedBatchNorm'];
+const NATIVE_KERNELS: Record<ModelName, string[]> = {
+  lenet5: [...CONV, 'MaxPool', 'MaxPoolGrad'],
+  smallcnn: [...BN, 'MaxPool', 'MaxPoolGrad', 'Mean'],
+  resnet18: [...BN, BN_TRAIN, 'Add', 'Mean'],
+  resnet50: [...BN, BN_TRAIN, 'Add', 'Mean'],
+  vgg16: [...BN, 'MaxPool', 'MaxPoolGrad'],
+  densenet121: [...BN, 'AvgPool', 'AvgPoolGrad', 'Mean'],
+  wrn28: [...BN, 'Add', 'Mean'],
 };
 
 // The cpu backend's filter gradient, loops reordered ------------------------------------------
@@ -364,7 +378,11 @@ for (const { backend, skip } of UNDER_TEST)
       { skip },
       async (t) => {
         const { x, labels, weights, cpu: expected } = await reference(name, c);
-        const actual = await gradients(backend, name, c, x, labels, weights);
+        const run = () => gradients(backend, name, c, x, labels, weights);
+        // On native, the addon must have run the model's heavy kernels (not the cpu fallback).
+        const actual = await (backend === 'native'
+          ? usingNative(name, NATIVE_KERNELS[name], run)
+          : run());
         const names = expected.entries.map((e) => e.name);
         assert.deepEqual(
           actual.entries.map((e) => e.name),

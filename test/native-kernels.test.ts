@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/nn/engine.js';
-import { agree, noNative, rand, relativeError } from './native-helpers.js';
+import { agree, noNative, rand, relativeError, usingNative } from './native-helpers.js';
 import { on } from './helpers.js';
 import { batchNormTrain } from '../src/nn/backends/native/batchnorm.js';
 
@@ -55,6 +55,7 @@ for (const c of convs) {
           [rand([c.n, c.h, c.w, c.cin], 1), rand([c.k, c.k, c.cin, c.cout], 2)],
         ),
       GRAD,
+      ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'],
     ),
   );
 }
@@ -76,6 +77,7 @@ test('native FusedConv2D (bias + ReLU) and its gradients', { skip }, () =>
         [rand([2, 10, 10, 4], 3), rand([3, 3, 4, 6], 4), rand([6], 5)],
       ),
     GRAD,
+    ['FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum'],
   ),
 );
 
@@ -109,6 +111,7 @@ test(
               [rand([2, 9, 9, 4], 3), rand([3, 3, 4, 6], 4), ...(bias ? [rand([6], 5)] : [])],
             ),
           GRAD,
+          ['FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'],
         );
     for (const tb of [false, true])
       await agree(
@@ -119,6 +122,7 @@ test(
             [rand([16, 40], 10), rand(tb ? [12, 40] : [40, 12], 11), rand([12], 12)],
           ),
         GRAD,
+        ['_FusedMatMul', 'BatchMatMul', 'Sum'],
       );
   },
 );
@@ -173,6 +177,7 @@ for (const [ta, tb] of [
           [rand(ta ? [33, 17] : [17, 33], 6), rand(tb ? [9, 33] : [33, 9], 7)],
         ),
       GRAD,
+      ['BatchMatMul'],
     ),
   );
 }
@@ -182,14 +187,22 @@ test(
   { skip },
   async () => {
     // (products under 2^23 multiply-adds run on one thread: this one runs on all)
-    await agree('large matmul', () => [tf.matMul(rand([256, 512], 13), rand([512, 130], 14))], FWD);
+    await agree(
+      'large matmul',
+      () => [tf.matMul(rand([256, 512], 13), rand([512, 130], 14))],
+      FWD,
+      ['BatchMatMul'],
+    );
     // (tfjs has no gradient for a broadcast batch: the forward pass only)
-    await agree('batch matmul', () => [tf.matMul(rand([3, 5, 7], 8), rand([7, 4], 9))], FWD);
+    await agree('batch matmul', () => [tf.matMul(rand([3, 5, 7], 8), rand([7, 4], 9))], FWD, [
+      'BatchMatMul',
+    ]);
     await agree(
       'batch matmul',
       () =>
         withGrads((a, b) => tf.matMul(a, b, false, true), [rand([3, 5, 7], 8), rand([3, 6, 7], 9)]),
       GRAD,
+      ['BatchMatMul'],
     );
     await agree(
       'fused matmul',
@@ -199,6 +212,7 @@ test(
           [rand([16, 400], 10), rand([400, 120], 11), rand([120], 12)],
         ),
       GRAD,
+      ['_FusedMatMul', 'BatchMatMul', 'NativeReluGrad'],
     );
   },
 );
@@ -225,6 +239,7 @@ for (const [kind, shape, size, stride, pad] of [
             [rand([...shape], 13)],
           ),
         GRAD,
+        kind === 'max' ? ['MaxPool', 'MaxPoolGrad'] : ['AvgPool', 'AvgPoolGrad'],
       ),
   );
 }
@@ -240,15 +255,18 @@ test(
       'avg pool odd',
       () => [tf.avgPool(rand(shape, 13) as tf.Tensor4D, 2, 2, 'same')],
       FWD,
+      ['AvgPool'],
     );
     const dy = rand([3, 4, 5, 4], 14);
     const dyv = dy.dataSync();
     await initEngine('native');
-    const dx = tf
-      .grad((x: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(x as tf.Tensor4D, 2, 2, 'same'), dy)))(
-        rand(shape, 13),
-      )
-      .dataSync();
+    const dx = await usingNative('avg pool odd gradient', ['AvgPoolGrad'], () =>
+      tf
+        .grad((x: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(x as tf.Tensor4D, 2, 2, 'same'), dy)))(
+          rand(shape, 13),
+        )
+        .dataSync(),
+    );
     for (let n = 0; n < 3; n++)
       for (let i = 0; i < 7; i++)
         for (let j = 0; j < 9; j++)
@@ -276,6 +294,7 @@ test(
           [rand([2, 6, 6, 3], 14)],
         ),
       GRAD,
+      ['Relu', 'MaxPool', 'MaxPoolGrad', 'NativeReluGrad'],
     ),
 );
 
@@ -288,17 +307,18 @@ test('native FusedBatchNorm (given statistics) and its gradients', { skip }, () 
         [rand([2, 5, 5, 8], 15), rand([8], 16), rand([8], 17), rand([8], 18), rand([8], 19)],
       ),
     GRAD,
+    ['FusedBatchNorm'],
   ),
 );
 
-for (const [op, f] of [
-  ['add', tf.add],
-  ['sub', tf.sub],
-  ['mul', tf.mul],
-  ['div', (a: tf.Tensor, b: tf.Tensor) => tf.div(a, tf.add(tf.abs(b), 0.5))],
-  ['maximum', tf.maximum],
-  ['minimum', tf.minimum],
-  ['squaredDifference', tf.squaredDifference],
+for (const [op, f, kernel] of [
+  ['add', tf.add, 'Add'],
+  ['sub', tf.sub, 'Sub'],
+  ['mul', tf.mul, 'Multiply'],
+  ['div', (a: tf.Tensor, b: tf.Tensor) => tf.div(a, tf.add(tf.abs(b), 0.5)), 'RealDiv'],
+  ['maximum', tf.maximum, 'Maximum'],
+  ['minimum', tf.minimum, 'Minimum'],
+  ['squaredDifference', tf.squaredDifference, 'SquaredDifference'],
 ] as const) {
   for (const [sa, sb] of [
     [
@@ -326,26 +346,30 @@ for (const [op, f] of [
         () =>
           grads ? withGrads(g, [rand(sa, 20), rand(sb, 21)]) : [g(rand(sa, 20), rand(sb, 21))],
         GRAD,
+        [kernel],
       ),
     );
   }
 }
 
-for (const [op, f] of [
-  ['relu', tf.relu],
-  ['step', (x: tf.Tensor) => tf.step(x, 0.3)],
-  ['exp', tf.exp],
-  ['log', (x: tf.Tensor) => tf.log(tf.add(tf.abs(x), 0.1))],
-  ['neg', tf.neg],
-  ['square', tf.square],
-  ['sqrt', (x: tf.Tensor) => tf.sqrt(tf.add(tf.abs(x), 0.1))],
+for (const [op, f, kernel] of [
+  ['relu', tf.relu, 'Relu'],
+  ['step', (x: tf.Tensor) => tf.step(x, 0.3), 'Step'],
+  ['exp', tf.exp, 'Exp'],
+  ['log', (x: tf.Tensor) => tf.log(tf.add(tf.abs(x), 0.1)), 'Log'],
+  ['neg', tf.neg, 'Neg'],
+  ['square', tf.square, 'Square'],
+  ['sqrt', (x: tf.Tensor) => tf.sqrt(tf.add(tf.abs(x), 0.1)), 'Sqrt'],
 ] as const) {
   test(`native ${op} and its gradient`, { skip }, async () => {
-    await agree(op, () => [(f as (x: tf.Tensor) => tf.Tensor)(rand([3, 50000], 22))], ELT);
+    await agree(op, () => [(f as (x: tf.Tensor) => tf.Tensor)(rand([3, 50000], 22))], ELT, [
+      kernel,
+    ]);
     await agree(
       `${op} gradient`,
       () => withGrads(f as (x: tf.Tensor) => tf.Tensor, [rand([4, 7], 23)]),
       GRAD,
+      [kernel],
     );
   });
 }
@@ -362,15 +386,16 @@ test(
           tf.mean(rand([5, 9, 11, c], 31), [0, 1, 2]),
         ]),
       FWD,
+      ['Sum', 'Mean'],
     ),
 );
 
-for (const [axis, keepDims] of [
-  [[0, 1, 2], false],
-  [-1, false],
-  [1, true],
-  [[0, 2], false], // not contiguous: the cpu fallback
-  [null, false],
+for (const [axis, keepDims, contiguous] of [
+  [[0, 1, 2], false, true],
+  [-1, false, true],
+  [1, true, true],
+  [[0, 2], false, false], // not contiguous: the cpu fallback
+  [null, false, true],
 ] as const) {
   test(
     `native Sum / Mean / Max over ${JSON.stringify(axis)}, keepDims ${keepDims}, and gradients`,
@@ -387,6 +412,9 @@ for (const [axis, keepDims] of [
           ];
         },
         FWD * 10,
+        // (not contiguous: the cpu kernels, while the loss's Sum over all axes and the gradients'
+        // element-wise ops stay native)
+        contiguous ? ['Sum', 'Mean', 'Max'] : ['!Mean', '!Max', 'Multiply'],
       ),
   );
 }
@@ -406,6 +434,7 @@ test(
         ),
       ],
       GRAD,
+      ['Softmax', 'Max', 'Sub', 'Exp', 'Sum', 'Log', 'Multiply'],
     ),
 );
 
@@ -414,6 +443,32 @@ test('native AddN', { skip }, () =>
     'addN',
     () => [tf.addN([rand([3, 40000], 31), rand([3, 40000], 32), rand([3, 40000], 33)])],
     ELT,
+    ['AddN'],
+  ),
+);
+
+test('native PadV2 and Slice, and their gradients (each other)', { skip }, () =>
+  agree(
+    'pad and slice',
+    () => [
+      ...withGrads(
+        (x) =>
+          tf.pad(
+            x,
+            [
+              [0, 0],
+              [1, 2],
+              [2, 1],
+              [0, 0],
+            ],
+            0.5,
+          ),
+        [rand([2, 5, 4, 3], 34)],
+      ),
+      ...withGrads((x) => tf.slice(x, [1, 1, 0, 1], [1, 3, 4, 2]), [rand([2, 5, 4, 3], 35)]),
+    ],
+    ELT,
+    ['PadV2', 'Slice'],
   ),
 );
 
@@ -446,7 +501,11 @@ for (const shape of [
         return [...withGrads(f, [x, s, o]), mean, variance];
       };
       const expected = await on('cpu', reference);
-      const actual = await on('native', native);
+      const actual = await usingNative(
+        'batch norm training',
+        ['NativeBatchNormTrain', 'NativeBatchNormGrad'],
+        () => on('native', native),
+      );
       for (let i = 0; i < expected.length; i++) {
         const err = relativeError(actual[i], expected[i]);
         assert.ok(err <= GRAD, `output ${i}: relative error ${err.toExponential(2)} > ${GRAD}`);

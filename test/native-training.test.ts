@@ -21,7 +21,9 @@ import { SGD } from '../src/nn/optim.js';
 import { makeBatch, mixTargets } from '../src/train/augment.js';
 import { Rng } from '../src/nn/rng.js';
 import { CIFAR_DIR } from './helpers.js';
-import { noNative, relativeError } from './native-helpers.js';
+import { noNative, relativeError, usingNative } from './native-helpers.js';
+import { BN_GRAD, BN_TRAIN, BN_TRAIN_RELU } from '../src/nn/backends/native/batchnorm.js';
+import { RELU_GRAD } from '../src/nn/backends/native/kernels-layout.js';
 
 const skip = noNative();
 
@@ -72,9 +74,14 @@ async function cifar(n: number): Promise<Dataset> {
   return { ...data, images: data.images.subarray(0, n * s), labels: data.labels.subarray(0, n) };
 }
 
-for (const [model, batch, steps, tolerance, weightTolerance] of [
-  ['lenet5', 64, 25, 1e-3, 1e-3],
-  ['resnet18', 32, 3, 5e-3, null],
+// The native kernels each model's training steps must run (the element-wise ones aside).
+const STEP = ['FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'addon:sgd'];
+const LENET = [...STEP, 'MaxPool', 'MaxPoolGrad', '_FusedMatMul', 'BatchMatMul', RELU_GRAD];
+const RESNET = [...STEP, BN_TRAIN_RELU, BN_TRAIN, BN_GRAD, 'Mean', 'Add', RELU_GRAD];
+
+for (const [model, batch, steps, tolerance, weightTolerance, kernels] of [
+  ['lenet5', 64, 25, 1e-3, 1e-3, LENET],
+  ['resnet18', 32, 3, 5e-3, null, RESNET],
 ] as const) {
   test(
     `${model} on native follows wasm's loss curve (${steps} steps of ${batch} real CIFAR-10 images)`,
@@ -82,7 +89,9 @@ for (const [model, batch, steps, tolerance, weightTolerance] of [
     async () => {
       const ds = await cifar(batch * steps);
       const wasm = await run('wasm', model, ds, batch, steps);
-      const native = await run('native', model, ds, batch, steps);
+      const native = await usingNative(model, kernels, () =>
+        run('native', model, ds, batch, steps),
+      );
       let worst = 0;
       wasm.losses.forEach((l, i) => {
         const d = Math.abs(native.losses[i] - l) / l;

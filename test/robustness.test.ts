@@ -11,6 +11,8 @@ function cell(dataset: string, strategy: string, acc: number): AuditCell {
     dataset,
     model: 'lenet5',
     strategy,
+    seed: 0,
+    folder: '',
     results: { finalTestAccuracy: acc, testAccuracy: [acc] } as unknown as TrainResults,
   };
 }

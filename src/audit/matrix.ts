@@ -1,10 +1,15 @@
 /**
- * The audit matrix: every (dataset × model × strategy) cell trained with the same protocol and
- * measured on the one clean test set. Each cell keeps its own results and checkpoint under the
- * audit folder, so a killed audit resumes where it stopped and finished cells are not redone.
+ * The audit matrix: every (dataset × model × strategy × seed) cell trained with the same protocol
+ * and measured on the one clean test set. Each cell keeps its own results and checkpoint in its own
+ * folder under the audit folder, so a killed audit resumes where it stopped and finished cells are
+ * not redone. A cell folder is named by the hash of the cell's identity (its whole config, the
+ * backend, and the fingerprints of its datasets' images and labels): an audit run again with
+ * other epochs, preset, seeds, models or data trains new cells beside the old ones, and reuses a
+ * cell only when everything that decides its result is the same.
  * Countermeasures (src/train/countermeasures.ts) add rows: `standard+jpeg:10` is the standard
  * strategy trained on JPEG-compressed copies of each dataset's training images.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fail } from '../errors.js';
@@ -13,13 +18,10 @@ import type { ModelName } from '../nn/models/index.js';
 import { MANIFEST, methodLabel, readManifest } from '../manifest.js';
 import { exists } from '../output.js';
 import { type TrainingData, openTrainingData } from '../train/data.js';
-import {
-  applyCountermeasure,
-  countermeasureName,
-  parseCountermeasure,
-} from '../train/countermeasures.js';
-import { type EpochRecord, type TrainConfig, type TrainHooks, train } from '../train/loop.js';
-import { csvLog, summarize, type TrainResults, writeFileAtomic } from '../train/results.js';
+import { countermeasureName, parseCountermeasure } from '../train/countermeasures.js';
+import { jobData, runTrainJob } from '../train/job.js';
+import type { TrainConfig, TrainHooks } from '../train/loop.js';
+import { type TrainResults, writeFileAtomic } from '../train/results.js';
 
 export interface AuditDataset {
   /** Column name: 'clean' or the protected folder's name. */
@@ -34,6 +36,9 @@ export interface AuditCell {
   model: ModelName;
   /** The row: the strategy, with `+countermeasure` when one was applied. */
   strategy: string;
+  seed: number;
+  /** The cell's folder under cells/. */
+  folder: string;
   results: TrainResults;
 }
 
@@ -43,15 +48,29 @@ export interface AuditPlan {
   strategies: string[];
   /** Countermeasures applied to the training images (`none` for the plain rows); default none. */
   countermeasures?: string[];
-  /** Config of a cell, from its model, strategy and countermeasure (null: none). */
-  configFor: (model: ModelName, strategy: string, countermeasure: string | null) => TrainConfig;
+  /** Seeds: every cell is trained once per seed. Default [0]. */
+  seeds?: number[];
+  /** Config of a cell, from its model, strategy, countermeasure (null: none) and seed. */
+  configFor: (
+    model: ModelName,
+    strategy: string,
+    countermeasure: string | null,
+    seed: number,
+  ) => TrainConfig;
   backend: string;
   preset: string | null;
 }
 
 /** Opens every dataset and refuses a set whose test splits differ (accuracy must be comparable). */
 export async function openAuditData(datasets: AuditDataset[]): Promise<Map<string, TrainingData>> {
-  const out = new Map<string, TrainingData>();
+  return new Map([...(await openAuditDatasets(datasets))].map(([k, v]) => [k, v.data]));
+}
+
+/** Each dataset opened, with the fingerprints of its splits (datasetFingerprint). */
+async function openAuditDatasets(
+  datasets: AuditDataset[],
+): Promise<Map<string, { data: TrainingData; train: string; test: string }>> {
+  const out = new Map<string, { data: TrainingData; train: string; test: string }>();
   let reference: { name: string; hash: string } | null = null;
   for (const d of datasets) {
     if (out.has(d.name))
@@ -64,7 +83,7 @@ export async function openAuditData(datasets: AuditDataset[]): Promise<Map<strin
           'accuracy on one clean test set, so every dataset must carry the same test split',
       );
     reference ??= { name: d.dir, hash };
-    out.set(d.name, data);
+    out.set(d.name, { data, train: datasetFingerprint(data.train), test: hash });
   }
   return out;
 }
@@ -90,6 +109,34 @@ export function cellName(dataset: string, model: string, strategy: string): stri
   return `${dataset}__${model}__${strategy}`.replace(/[^A-Za-z0-9_.+-]/g, '_');
 }
 
+/** Everything that decides a cell's result; a cell is reused only when all of it is the same. */
+export interface CellIdentity {
+  dataset: string;
+  row: string;
+  backend: string;
+  config: TrainConfig;
+  /** datasetFingerprint of the (untransformed) training and test splits. */
+  train: string;
+  test: string;
+}
+
+/** The cell's folder name: readable, plus a hash of its identity. */
+export function cellFolder(id: CellIdentity): string {
+  const hash = createHash('sha256').update(JSON.stringify(id)).digest('hex').slice(0, 12);
+  return `${cellName(id.dataset, id.config.model, id.row)}__s${id.config.seed}-${hash}`;
+}
+
+/** The cell's identity and results when the folder holds a finished run of exactly this cell. */
+async function finishedCell(dir: string, id: CellIdentity): Promise<TrainResults | null> {
+  if (!(await exists(join(dir, 'cell.json')))) return null;
+  const saved = await readFile(join(dir, 'cell.json'), 'utf8');
+  if (saved.trim() !== JSON.stringify(id, null, 2))
+    fail(`${dir}: holds another cell (cell.json differs from this cell's identity)`);
+  if (!(await exists(join(dir, 'results.json')))) return null;
+  const prev = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as TrainResults;
+  return prev.finished ? prev : null;
+}
+
 /** Runs (or resumes) every cell; `hooks` reports progress of the cell under way. */
 export async function runAudit(
   plan: AuditPlan,
@@ -97,22 +144,18 @@ export async function runAudit(
   hooks: (cell: string) => TrainHooks,
   log: (line: string) => void,
 ): Promise<AuditCell[]> {
-  const data = await openAuditData(plan.datasets);
+  const data = await openAuditDatasets(plan.datasets);
   await mkdir(join(outDir, 'cells'), { recursive: true });
   const cells: AuditCell[] = [];
   const transformed = new Map<string, TrainingData>();
-  /** A dataset's training images under a countermeasure (made once, kept for the other models). */
-  const dataFor = async (name: string, countermeasure: string | null) => {
-    const plain = data.get(name) as TrainingData;
-    if (countermeasure === null) return plain;
-    const key = `${name}\n${countermeasure}`;
+  /** A dataset's training images under a config's countermeasure (made once, kept for reuse). */
+  const dataFor = async (name: string, config: TrainConfig) => {
+    const plain = (data.get(name) as { data: TrainingData }).data;
+    const key = `${name}\n${config.countermeasure ?? ''}`;
     let d = transformed.get(key);
     if (!d) {
-      d = {
-        ...plain,
-        train: await applyCountermeasure(plain.train, parseCountermeasure(countermeasure)),
-      };
-      transformed.set(key, d);
+      d = await jobData(config, plain);
+      if (config.countermeasure) transformed.set(key, d);
     }
     return d;
   };
@@ -122,43 +165,46 @@ export async function runAudit(
   )) {
     for (const model of plan.models) {
       for (const d of plan.datasets) {
-        const name = cellName(d.name, model, row);
-        const resultsPath = join(outDir, 'cells', `${name}.json`);
-        if (await exists(resultsPath)) {
-          const prev = JSON.parse(await readFile(resultsPath, 'utf8')) as TrainResults;
-          if (prev.finished) {
-            cells.push({ dataset: d.name, model, strategy: row, results: prev });
-            log(`${name}: done before (${(100 * (prev.finalTestAccuracy ?? 0)).toFixed(2)}%)`);
+        for (const seed of plan.seeds ?? [0]) {
+          const config = plan.configFor(model, strategy, countermeasure, seed);
+          const fp = data.get(d.name) as { train: string; test: string };
+          const id: CellIdentity = {
+            dataset: d.name,
+            row,
+            backend: plan.backend,
+            config,
+            train: fp.train,
+            test: fp.test,
+          };
+          const folder = cellFolder(id);
+          const dir = join(outDir, 'cells', folder);
+          const prev = await finishedCell(dir, id);
+          if (prev) {
+            cells.push({ dataset: d.name, model, strategy: row, seed, folder, results: prev });
+            log(`${folder}: done before (${(100 * (prev.finalTestAccuracy ?? 0)).toFixed(2)}%)`);
             continue;
           }
+          await mkdir(dir, { recursive: true });
+          await writeFileAtomic(join(dir, 'cell.json'), JSON.stringify(id, null, 2) + '\n');
+          const files = {
+            results: join(dir, 'results.json'),
+            log: join(dir, 'log.csv'),
+            checkpoint: join(dir, 'checkpoint'),
+          };
+          const meta = { backend: plan.backend, data: d.dir, strategy: row, preset: plan.preset };
+          const results = await runTrainJob(
+            config,
+            await dataFor(d.name, config),
+            files,
+            meta,
+            hooks(folder),
+          );
+          if (!results.finished) return cells;
+          cells.push({ dataset: d.name, model, strategy: row, seed, folder, results });
+          log(
+            `${folder}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`,
+          );
         }
-        const config = plan.configFor(model, strategy, countermeasure);
-        const history: EpochRecord[] = [];
-        const h = hooks(name);
-        const run = await train(
-          config,
-          await dataFor(d.name, countermeasure),
-          join(outDir, 'cells', `${name}.ckpt`),
-          {
-            ...h,
-            onEpoch: async (r) => {
-              history.push(r);
-              await writeFileAtomic(join(outDir, 'cells', `${name}.csv`), csvLog(history));
-              await h.onEpoch?.(r);
-            },
-          },
-        );
-        const results = summarize(config, run.history, {
-          backend: plan.backend,
-          data: d.dir,
-          strategy: row,
-          finished: run.finished,
-          preset: plan.preset,
-        });
-        await writeFileAtomic(resultsPath, JSON.stringify(results, null, 2) + '\n');
-        if (!run.finished) return cells;
-        cells.push({ dataset: d.name, model, strategy: row, results });
-        log(`${name}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`);
       }
     }
   }

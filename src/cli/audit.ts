@@ -14,7 +14,8 @@ import { exists } from '../output.js';
 import { PRESETS, type PresetName } from '../train/presets.js';
 import { writeFileAtomic } from '../train/results.js';
 import { COUNTERMEASURES } from '../train/countermeasures.js';
-import { configFrom, parseStrategy } from './train.js';
+import { jobConfig, parseStrategy } from '../train/job.js';
+import { summarizeCells } from '../audit/summary.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import { positiveInt, seed } from './flags.js';
@@ -28,6 +29,7 @@ interface Flags {
   preset?: PresetName;
   epochs?: number;
   seed: number;
+  seeds?: string;
   backend: BackendName;
   out: string;
 }
@@ -59,6 +61,10 @@ export function auditCommand(): Command {
     )
     .option('--epochs <n>', "override the preset's epochs", positiveInt('--epochs'))
     .option('--seed <n>', 'seed of every cell', seed(), 0)
+    .option(
+      '--seeds <list>',
+      'train every cell once per seed, comma-separated (e.g. 0,1,2); tables show mean ± sd',
+    )
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
     .requiredOption('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
     .action(async (f: Flags) => {
@@ -73,6 +79,10 @@ export function auditCommand(): Command {
         { name: 'clean', dir: f.clean, kind: 'clean' },
         ...(await protectedDatasets(list(f.protected))),
       ];
+      const seeds = f.seeds === undefined ? [f.seed] : list(f.seeds).map(Number);
+      if (seeds.length === 0 || seeds.some((x) => !Number.isInteger(x) || x < 0))
+        fail(`--seeds takes non-negative integers like 0,1,2 (got '${f.seeds}')`);
+      if (new Set(seeds).size !== seeds.length) fail(`--seeds lists a seed twice ('${f.seeds}')`);
       const backend = await initEngine(f.backend);
       await mkdir(f.out, { recursive: true });
       const stop = stopOnSignals('stopping after this step; writing a checkpoint');
@@ -84,21 +94,15 @@ export function auditCommand(): Command {
           models: models as ModelName[],
           strategies,
           countermeasures,
-          configFor: (model, strategy, countermeasure) =>
-            configFrom(
+          seeds,
+          configFor: (model, strategy, countermeasure, seed) =>
+            jobConfig(
               {
-                data: '',
                 model,
                 strategy,
                 preset: f.preset,
                 epochs: f.epochs,
-                seed: f.seed,
-                backend: f.backend,
-                epsilon: 8 / 255,
-                attackStep: 2 / 255,
-                attackSteps: 10,
-                resume: false,
-                force: false,
+                seed,
                 ...(countermeasure ? { countermeasure } : {}),
               },
               backend,
@@ -127,8 +131,8 @@ export function auditCommand(): Command {
         (line) => process.stdout.write(line + '\n'),
       );
       const layout = { models, strategies: rows, datasets: datasets.map((d) => d.name) };
-      const table = markdownTable(cells, layout);
-      const done = cells.length === models.length * rows.length * datasets.length;
+      const table = markdownTable(cells, layout, seeds);
+      const done = cells.length === models.length * rows.length * datasets.length * seeds.length;
       await writeFileAtomic(
         join(f.out, 'results.json'),
         JSON.stringify(
@@ -141,6 +145,12 @@ export function auditCommand(): Command {
             strategies,
             countermeasures,
             rows,
+            seeds,
+            summary: summarizeCells(cells).map(({ testCurve, trainCurve, ...s }) => ({
+              ...s,
+              testCurve: testCurve.map((v) => [v.mean, v.sd]),
+              trainCurve: trainCurve.map((v) => [v.mean, v.sd]),
+            })),
             cells,
           },
           null,
@@ -162,9 +172,10 @@ export function auditCommand(): Command {
         title: 'onepixel audit',
         cells,
         layout,
+        seeds,
         samples,
         notes: [
-          `Final clean-test accuracy after training on each dataset (backend ${backend}, preset ${f.preset ?? 'custom'}, seed ${f.seed}).`,
+          `Final clean-test accuracy after training on each dataset (backend ${backend}, preset ${f.preset ?? 'custom'}, seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}).`,
           ...(rows.length > strategies.length
             ? [
                 'Rows strategy+countermeasure: every column’s training images went through the ' +

@@ -5,21 +5,15 @@ import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
 import { checkOutput, removeOutput } from '../output.js';
-import { BACKENDS, type BackendName, defaultWorkers, initEngine } from '../nn/engine.js';
+import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { MODELS, type ModelName } from '../nn/models/index.js';
 import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
-import { STRATEGIES, type Strategy } from '../train/augment.js';
-import {
-  applyCountermeasure,
-  COUNTERMEASURES,
-  countermeasureName,
-  parseCountermeasure,
-} from '../train/countermeasures.js';
+import { COUNTERMEASURES } from '../train/countermeasures.js';
 import { openTrainingData } from '../train/data.js';
 import { CHECKPOINT_MARKER } from '../nn/checkpoint.js';
-import { type EpochRecord, type TrainConfig, train } from '../train/loop.js';
-import { PAPER_ATTACK, PRESET_CONFIG, PRESETS, type PresetName } from '../train/presets.js';
-import { csvLog, summarize, writeFileAtomic } from '../train/results.js';
+import { jobConfig, jobData, runTrainJob, TRAIN_STRATEGIES } from '../train/job.js';
+import type { TrainConfig } from '../train/loop.js';
+import { PAPER_ATTACK, PRESETS, type PresetName } from '../train/presets.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import {
@@ -32,20 +26,7 @@ import {
   seed,
 } from './flags.js';
 
-/** Training strategies: an augmentation, optionally with adversarial training ('at', 'at+cutout'…). */
-export const TRAIN_STRATEGIES = [
-  ...STRATEGIES,
-  'at',
-  ...STRATEGIES.filter((s) => s !== 'none' && s !== 'standard').map((s) => `at+${s}`),
-];
-
-export function parseStrategy(name: string): { augment: Strategy; adversarial: boolean } {
-  if (!TRAIN_STRATEGIES.includes(name))
-    fail(`unknown strategy '${name}' (--strategy); valid: ${TRAIN_STRATEGIES.join(', ')}`);
-  if (name === 'at') return { augment: 'standard', adversarial: true };
-  if (name.startsWith('at+')) return { augment: name.slice(3) as Strategy, adversarial: true };
-  return { augment: name as Strategy, adversarial: false };
-}
+export { parseStrategy, TRAIN_STRATEGIES } from '../train/job.js';
 
 interface Flags {
   data: string;
@@ -65,6 +46,7 @@ interface Flags {
   epsilon: number;
   attackStep: number;
   attackSteps: number;
+  attackWarmup?: number;
   widen?: number;
   workers?: number;
   countermeasure?: string;
@@ -75,37 +57,9 @@ interface Flags {
   force: boolean;
 }
 
-/**
- * The run's config: flags over the preset over the defaults (the quick protocol). `engine` is the
- * backend initEngine started (worker threads are a wasm feature).
- */
+/** The run's config: flags over the preset over the defaults (see jobConfig). */
 export function configFrom(f: Flags, engine: string = f.backend): TrainConfig {
-  const preset = f.preset ? PRESET_CONFIG[f.preset] : {};
-  const base = { ...PRESET_CONFIG.quick, gamma: 0.1, ...preset };
-  const strategy = parseStrategy(f.strategy ?? (base.strategy as string) ?? 'standard');
-  const countermeasure = f.countermeasure ? parseCountermeasure(f.countermeasure) : null;
-  return {
-    model: f.model ?? base.model ?? 'lenet5',
-    strategy: strategy.augment,
-    adversarial: strategy.adversarial
-      ? { epsilon: f.epsilon, step: f.attackStep, steps: f.attackSteps }
-      : null,
-    epochs: f.epochs ?? base.epochs ?? 15,
-    batchSize: f.batchSize ?? base.batchSize ?? 128,
-    lr: f.lr ?? base.lr ?? 0.05,
-    momentum: f.momentum ?? base.momentum ?? 0.9,
-    weightDecay: f.weightDecay ?? base.weightDecay ?? 5e-4,
-    schedule: f.schedule ?? base.schedule ?? 'onecycle',
-    milestones: f.milestones ?? base.milestones ?? [],
-    gamma: base.gamma ?? 0.1,
-    seed: f.seed,
-    ...(f.widen ? { widen: f.widen } : {}),
-    ...(countermeasure && countermeasure.kind !== 'none'
-      ? { countermeasure: countermeasureName(countermeasure) }
-      : {}),
-    // wasm: both cores by default; native and webgpu train in one thread; adversarial: one thread.
-    workers: f.workers ?? defaultWorkers(engine as BackendName, strategy.adversarial),
-  };
+  return jobConfig(f, engine);
 }
 
 export function trainCommand(): Command {
@@ -156,6 +110,11 @@ export function trainCommand(): Command {
       positiveInt('--attack-steps'),
       PAPER_ATTACK.steps,
     )
+    .option(
+      '--attack-warmup <epochs>',
+      "adversarial training: grow ε (and the PGD step) linearly from 0 over these epochs (default: the preset's; quick 5, paper 0)",
+      nonNegative('--attack-warmup'),
+    )
     .option('--widen <k>', 'WRN widening factor', positiveInt('--widen'))
     .option(
       '--workers <n>',
@@ -189,28 +148,19 @@ export function trainCommand(): Command {
       else if (!there && f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
       const backend = await initEngine(f.backend);
       const config = configFrom(f, backend);
-      const data = await openTrainingData(f.data, f.dataset);
-      if (config.countermeasure) {
-        const bar = progressBar(
-          `countermeasure ${config.countermeasure}`,
-          data.train.labels.length,
-          'img',
-        );
-        data.train = await applyCountermeasure(
-          data.train,
-          parseCountermeasure(config.countermeasure),
-          (done) => bar?.update(done),
-        );
-        bar?.stop();
-      }
+      let cmBar: ProgressBar | null = null;
+      const data = await jobData(config, await openTrainingData(f.data, f.dataset), (done, n) => {
+        cmBar ??= progressBar(`countermeasure ${config.countermeasure}`, n, 'img');
+        cmBar?.update(done);
+      });
+      (cmBar as ProgressBar | null)?.stop();
       await mkdir(dirname(results), { recursive: true });
       const stop = stopOnSignals('stopping after this step; writing a checkpoint');
-      const history: EpochRecord[] = [];
       let bar: ProgressBar | null = null;
       let barEpoch = -1;
       const strategy = f.strategy ?? (config.adversarial ? 'at' : config.strategy);
-      const extra = { backend, data: f.data, strategy, preset: f.preset ?? null };
-      const run = await train(config, data, ckpt, {
+      const meta = { backend, data: f.data, strategy, preset: f.preset ?? null };
+      const run = await runTrainJob(config, data, { results, log, checkpoint: ckpt }, meta, {
         shouldStop: stop.requested,
         onStep: (done, total, epoch) => {
           if (epoch !== barEpoch) {
@@ -220,7 +170,7 @@ export function trainCommand(): Command {
           }
           bar?.update(done);
         },
-        onEpoch: async (r) => {
+        onEpoch: (r) => {
           bar?.stop();
           bar = null;
           barEpoch = -1;
@@ -228,28 +178,16 @@ export function trainCommand(): Command {
             `epoch ${String(r.epoch).padStart(3)}  loss ${r.trainLoss.toFixed(4)}  train ${(100 * r.trainAccuracy).toFixed(2)}%  ` +
               `test ${(100 * r.testAccuracy).toFixed(2)}%  lr ${r.lr.toExponential(2)}  ${r.imagesPerSecond.toFixed(0)} img/s\n`,
           );
-          history.push(r);
-          await writeFileAtomic(log, csvLog(history));
         },
       });
-      await writeFileAtomic(log, csvLog(run.history));
-      await writeFileAtomic(
-        results,
-        JSON.stringify(
-          summarize(config, run.history, { ...extra, finished: run.finished }),
-          null,
-          2,
-        ) + '\n',
-      );
       if (!run.finished) {
         process.stderr.write(
           `onepixel: stopped; resume with the same command and --resume (checkpoint ${ckpt})\n`,
         );
         process.exit(stop.exitCode() ?? 130);
       }
-      const last = run.history[run.history.length - 1];
       process.stdout.write(
-        `final clean-test accuracy ${(100 * last.testAccuracy).toFixed(2)}% → ${results}\n`,
+        `final clean-test accuracy ${(100 * (run.finalTestAccuracy ?? 0)).toFixed(2)}% → ${results}\n`,
       );
     });
 }

@@ -30,6 +30,18 @@ export interface AttackConfig {
   epsilon: number;
   step: number;
   steps: number;
+  /**
+   * ε warm-up: ε (and the PGD step with it) grows linearly from 0 to its value over this many
+   * epochs, then stays. Absent or 0: the full ε from the first step (the paper's protocol).
+   */
+  warmupEpochs?: number;
+}
+
+/** The attack's ε and step at a global step index (ε warm-up, AttackConfig.warmupEpochs). */
+export function attackAt(a: AttackConfig, step: number, stepsPerEpoch: number): AttackConfig {
+  const warm = (a.warmupEpochs ?? 0) * stepsPerEpoch;
+  const f = warm > 0 ? Math.min(1, (step + 1) / warm) : 1;
+  return { ...a, epsilon: a.epsilon * f, step: a.step * f };
 }
 
 /** Everything that decides the result; a resumed run must have the same. */
@@ -346,7 +358,7 @@ export async function train(
                 classes,
               ]);
               if (config.adversarial) {
-                const a = config.adversarial;
+                const a = attackAt(config.adversarial, epoch * stepsPerEpoch + step, stepsPerEpoch);
                 x = pgd(
                   (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
                   x,

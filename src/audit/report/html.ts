@@ -1,12 +1,15 @@
 /**
- * A self-contained HTML report: the accuracy table, per-epoch clean-test accuracy curves (inline
- * SVG), and sample images, original beside protected, magnified with the shortcut pixel outlined.
+ * A self-contained HTML report: the accuracy table (final and best epoch, mean ± sd over seeds),
+ * per-epoch clean-test and training accuracy curves (inline SVG, mean ± sd bands over seeds), the
+ * protocol of every cell, and sample images, original beside protected, magnified with the
+ * shortcut pixel outlined.
  */
 import type { Dataset } from '../../data/dataset.js';
 import { imageAt } from '../../data/dataset.js';
 import type { Manifest } from '../../manifest.js';
 import type { AuditCell } from '../matrix.js';
-import { cellOf, type TableLayout } from './table.js';
+import { type CellSummary, formatStat, summarizeCells } from '../summary.js';
+import { summaryOf, tableLegend, type TableLayout } from './table.js';
 import { robustnessHtml } from './robustness.js';
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
@@ -18,8 +21,11 @@ function esc(s: string): string {
   );
 }
 
-/** One chart: accuracy (0–100 %) per epoch, a line per dataset. */
-export function curveSvg(series: Array<{ name: string; values: number[] }>, title: string): string {
+/** One chart: accuracy (0–100 %) per epoch, a line per dataset; `sd` adds a mean ± sd band. */
+export function curveSvg(
+  series: Array<{ name: string; values: number[]; sd?: Array<number | null> }>,
+  title: string,
+): string {
   const W = 360;
   const H = 200;
   const pad = { l: 36, r: 10, t: 22, b: 28 };
@@ -36,7 +42,17 @@ export function curveSvg(series: Array<{ name: string; values: number[] }>, titl
     .map((s, i) => {
       const pts = s.values.map((v, e) => `${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
       const c = COLOURS[i % COLOURS.length];
-      return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r}" y="${pad.t + 12 * i}" font-size="10" text-anchor="end" fill="${c}">${esc(s.name)}</text>`;
+      const sd = s.sd;
+      const band =
+        sd && sd.every((v) => v !== null) && sd.length === s.values.length && sd.length > 0
+          ? `<polygon fill="${c}" fill-opacity="0.15" stroke="none" points="${[
+              ...s.values.map((v, e) => `${x(e).toFixed(1)},${y(v + (sd[e] ?? 0)).toFixed(1)}`),
+              ...s.values
+                .map((v, e) => `${x(e).toFixed(1)},${y(v - (sd[e] ?? 0)).toFixed(1)}`)
+                .reverse(),
+            ].join(' ')}"/>`
+          : '';
+      return `${band}<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r}" y="${pad.t + 12 * i}" font-size="10" text-anchor="end" fill="${c}">${esc(s.name)}</text>`;
     })
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${W / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
@@ -86,22 +102,78 @@ export interface ReportInput {
   title: string;
   cells: AuditCell[];
   layout: TableLayout;
+  /** The seeds every cell was trained with. Default [0]. */
+  seeds?: number[];
   /** Per protected dataset with a manifest: its samples section. */
   samples: Array<{ name: string; html: string }>;
   notes: string[];
 }
 
+/** The protocol of each (dataset, model, strategy): what its runs were trained with. */
+function protocolTable(cells: AuditCell[], summaries: CellSummary[]): string {
+  const rows = summaries.map((s) => {
+    const c = cells.find(
+      (x) => x.dataset === s.dataset && x.model === s.model && x.strategy === s.strategy,
+    );
+    const k = c?.results.config;
+    if (!k) return '';
+    const lr =
+      k.schedule === 'multistep'
+        ? `multistep ${k.lr}, ×${k.gamma} at ${k.milestones.join(', ')}`
+        : k.schedule === 'onecycle'
+          ? `onecycle, max ${k.lr}`
+          : `${k.schedule} ${k.lr}`;
+    const at = k.adversarial
+      ? `PGD-${k.adversarial.steps}, ε ${(k.adversarial.epsilon * 255).toFixed(3)}/255, step ${(k.adversarial.step * 255).toFixed(3)}/255`
+      : '—';
+    const tds = [
+      s.dataset,
+      s.model,
+      s.strategy,
+      String(k.epochs),
+      lr,
+      `SGD m ${k.momentum}, wd ${k.weightDecay}`,
+      String(k.batchSize),
+      k.strategy,
+      at,
+      k.countermeasure ?? 'none',
+      s.seeds.join(', '),
+      c?.results.backend ?? '',
+    ];
+    return `<tr>${tds.map((t) => `<td>${esc(t)}</td>`).join('')}</tr>`;
+  });
+  const head = [
+    'dataset',
+    'model',
+    'row',
+    'epochs',
+    'lr schedule',
+    'optimiser',
+    'batch',
+    'augmentation',
+    'adversarial',
+    'countermeasure',
+    'seeds',
+    'backend',
+  ];
+  return `<table class="protocol"><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>${rows.join('')}</table>`;
+}
+
 export function reportHtml(r: ReportInput): string {
   const { layout, cells } = r;
+  const seeds = r.seeds ?? [0];
+  const summaries = summarizeCells(cells);
   const tables = layout.models
     .map((model) => {
-      const head = layout.datasets.map((d) => `<th>${esc(d)}</th>`).join('');
+      const head = layout.datasets
+        .map((d) => `<th>${esc(d)} final</th><th>${esc(d)} best</th>`)
+        .join('');
       const body = layout.strategies
         .map((s) => {
           const tds = layout.datasets
             .map((d) => {
-              const a = cellOf(cells, d, model, s)?.results.finalTestAccuracy;
-              return `<td>${a === null || a === undefined ? '—' : (100 * a).toFixed(2)}</td>`;
+              const c = summaryOf(summaries, d, model, s);
+              return `<td>${esc(formatStat(c?.final))}</td><td>${esc(formatStat(c?.best))}</td>`;
             })
             .join('');
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;
@@ -110,31 +182,39 @@ export function reportHtml(r: ReportInput): string {
       return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table><tr><th>strategy</th>${head}</tr>${body}</table>`;
     })
     .join('\n');
+  const series = (model: string, s: string, which: 'testCurve' | 'trainCurve') =>
+    layout.datasets.map((d) => {
+      const c = summaryOf(summaries, d, model, s)?.[which] ?? [];
+      return { name: d, values: c.map((v) => v.mean), sd: c.map((v) => v.sd) };
+    });
   const charts = layout.models
     .flatMap((model) =>
-      layout.strategies.map((s) =>
-        curveSvg(
-          layout.datasets.map((d) => ({
-            name: d,
-            values: cellOf(cells, d, model, s)?.results.testAccuracy ?? [],
-          })),
-          `${model}, ${s}: clean-test accuracy per epoch`,
-        ),
+      layout.strategies.map(
+        (s) =>
+          `<div class="pair">${curveSvg(series(model, s, 'testCurve'), `${model}, ${s}: clean-test accuracy`)}${curveSvg(series(model, s, 'trainCurve'), `${model}, ${s}: training accuracy`)}</div>`,
       ),
     )
     .join('\n');
   const samples = r.samples.map((s) => `<h3>${esc(s.name)}</h3>${s.html}`).join('\n');
+  const bands =
+    seeds.length > 1
+      ? ` Lines are the mean over the ${seeds.length} seeds, bands ± one sample standard deviation.`
+      : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.protocol td{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
 </head><body>
 <h1>${esc(r.title)}</h1>
 ${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
 <h2>Accuracy on the clean test set</h2>
+<p>${esc(tableLegend(seeds))}</p>
 ${tables}
 ${robustnessHtml(cells, layout)}
 <h2>Per-epoch curves</h2>
+<p>Clean-test accuracy (left) beside training accuracy on the (augmented, for adversarial training: attacked) training batches (right).${bands}</p>
 ${charts}
+<h2>Protocol of each cell</h2>
+${protocolTable(cells, summaries)}
 <h2>Samples: original and protected (shortcut pixel outlined)</h2>
 ${samples}
 </body></html>

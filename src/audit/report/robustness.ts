@@ -6,7 +6,7 @@
  */
 import type { AuditCell } from '../matrix.js';
 import { countermeasureName, parseCountermeasure } from '../../train/countermeasures.js';
-import { cellOf, type TableLayout } from './table.js';
+import type { TableLayout } from './table.js';
 
 const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
@@ -79,6 +79,16 @@ export function robustnessSvg(
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
 }
 
+/** Final clean-test accuracy of a cell, the mean over its seeds; null where none ran. */
+function meanFinal(cells: AuditCell[], dataset: string, model: string, row: string): number | null {
+  const finals = cells
+    .filter((c) => c.dataset === dataset && c.model === model && c.strategy === row)
+    .map((c) => c.results.finalTestAccuracy)
+    .filter((a): a is number => a !== null);
+  if (finals.length === 0) return null;
+  return finals.reduce((a, b) => a + b, 0) / finals.length;
+}
+
 /**
  * The report section: one chart per model and strategy that was audited under at least one
  * countermeasure; '' when there is none. The dataset named `clean` is the reference line.
@@ -98,7 +108,7 @@ export function robustnessHtml(cells: AuditCell[], layout: TableLayout): string 
       const series = layout.datasets.map((d) => ({
         name: d,
         reference: d === 'clean',
-        values: rows.map((r) => cellOf(cells, d, model, r.row)?.results.finalTestAccuracy ?? null),
+        values: rows.map((r) => meanFinal(cells, d, model, r.row)),
       }));
       charts.push(
         robustnessSvg(

@@ -1,5 +1,9 @@
-/** The audit as the paper's Table 5: rows are training strategies, columns datasets, per model. */
+/**
+ * The audit as the paper's Table 5: rows are training strategies, columns datasets, per model;
+ * each dataset shows the final and the best-epoch clean-test accuracy (mean ± sd over seeds).
+ */
 import type { AuditCell } from '../matrix.js';
+import { type CellSummary, formatStat, summarizeCells } from '../summary.js';
 
 export interface TableLayout {
   models: string[];
@@ -7,23 +11,49 @@ export interface TableLayout {
   datasets: string[];
 }
 
-function pct(x: number | null | undefined): string {
-  return x === null || x === undefined ? '—' : (100 * x).toFixed(2);
-}
-
 export function cellOf(cells: AuditCell[], dataset: string, model: string, strategy: string) {
   return cells.find((c) => c.dataset === dataset && c.model === model && c.strategy === strategy);
 }
 
-/** A Markdown table of final clean-test accuracy (%), one block per model. */
-export function markdownTable(cells: AuditCell[], t: TableLayout): string {
-  const out: string[] = [];
+export function summaryOf(
+  s: CellSummary[],
+  dataset: string,
+  model: string,
+  strategy: string,
+): CellSummary | undefined {
+  return s.find((c) => c.dataset === dataset && c.model === model && c.strategy === strategy);
+}
+
+/** What the numbers are, for the table's and the report's header. */
+export function tableLegend(seeds: readonly number[]): string {
+  const over =
+    seeds.length > 1
+      ? `Each value is the mean ± the sample standard deviation (n − 1) over ${seeds.length} seeds (${seeds.join(', ')}).`
+      : `One seed (${seeds.join(', ')}).`;
+  return (
+    'Clean-test accuracy (%). final: after the last epoch, as in the paper’s tables; best: the ' +
+    'highest over the epochs (a curve that rises then falls is the shortcut’s signature). ' +
+    over
+  );
+}
+
+/** A Markdown table of final and best-epoch clean-test accuracy (%), one block per model. */
+export function markdownTable(
+  cells: AuditCell[],
+  t: TableLayout,
+  seeds: readonly number[] = [0],
+): string {
+  const summaries = summarizeCells(cells);
+  const out: string[] = [tableLegend(seeds), ''];
   for (const model of t.models) {
     out.push(`### ${model}: clean-test accuracy (%)`, '');
-    out.push(`| strategy | ${t.datasets.join(' | ')} |`);
-    out.push(`| --- | ${t.datasets.map(() => '---').join(' | ')} |`);
+    out.push(`| strategy | ${t.datasets.map((d) => `${d} final | ${d} best`).join(' | ')} |`);
+    out.push(`| --- | ${t.datasets.map(() => '--- | ---').join(' | ')} |`);
     for (const s of t.strategies) {
-      const row = t.datasets.map((d) => pct(cellOf(cells, d, model, s)?.results.finalTestAccuracy));
+      const row = t.datasets.map((d) => {
+        const c = summaryOf(summaries, d, model, s);
+        return `${formatStat(c?.final)} | ${formatStat(c?.best)}`;
+      });
       out.push(`| ${s} | ${row.join(' | ')} |`);
     }
     out.push('');

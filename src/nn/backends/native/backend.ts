@@ -86,11 +86,17 @@ class BufferPool {
   }
 }
 
-/** Per-kernel wall time, kept when ONEPIXEL_NATIVE_PROFILE=1. */
+/** Per-kernel calls and wall time, kept while profiling (see {@link setNativeProfiling}). */
 export interface KernelTime {
   calls: number;
   ms: number;
+  /** A kernel of the addon (else the cpu backend's, registered as the fallback). */
   native: boolean;
+  /**
+   * Calls that ran a function of the addon: every call of a native kernel but those that fell
+   * back to the cpu kernel (a case it does not cover) or had nothing to compute.
+   */
+  addonCalls: number;
 }
 
 export class NativeBackend extends MathBackendCPU {
@@ -98,9 +104,26 @@ export class NativeBackend extends MathBackendCPU {
   /** Data updated in place (SGD): read back as copies, never shared. */
   private readonly mutable = new WeakSet<DataId>();
   readonly profile = new Map<string, KernelTime>();
+  /** Calls of each addon function while profiling (SGD's too, which is no kernel). */
+  readonly addonCalls = new Map<string, number>();
+  /** The addon, each function noting its calls while profiling. */
+  readonly addon: NativeAddon;
 
-  constructor(readonly addon: NativeAddon) {
+  constructor(addon: NativeAddon) {
     super();
+    const counted: Record<string, unknown> = {};
+    for (const [name, f] of Object.entries(addon))
+      counted[name] =
+        typeof f !== 'function'
+          ? f
+          : (...args: unknown[]): unknown => {
+              if (profiling) {
+                ranAddon = true;
+                this.addonCalls.set(name, (this.addonCalls.get(name) ?? 0) + 1);
+              }
+              return (f as (...a: unknown[]) => unknown)(...args);
+            };
+    this.addon = counted as unknown as NativeAddon;
     // The cpu backend's first write prints an "install tfjs-node" banner; not for this one.
     (this as unknown as { firstUse: boolean }).firstUse = false;
   }
@@ -161,29 +184,47 @@ export class NativeBackend extends MathBackendCPU {
   }
 }
 
-/** Kernel functions wrapped for the profile (ONEPIXEL_NATIVE_PROFILE=1). */
+/** Whether kernels are being profiled: from ONEPIXEL_NATIVE_PROFILE=1, or set by a test. */
+let profiling = process.env.ONEPIXEL_NATIVE_PROFILE === '1';
+/** Set whenever a function of the addon runs (while profiling). */
+let ranAddon = false;
+
+/**
+ * Turns the per-kernel profile on or off (ONEPIXEL_NATIVE_PROFILE=1 turns it on from the start).
+ * Tests use it to prove which native kernels ran.
+ */
+export function setNativeProfiling(on: boolean): void {
+  profiling = on;
+}
+
+/**
+ * Kernel functions, wrapped for the profile: while profiling, each call is counted and timed, and
+ * so are the calls that ran a function of the addon. Otherwise the wrapper only checks the flag.
+ */
 function profiled(name: string, f: KernelFunc, native: boolean): KernelFunc {
   return (args) => {
+    if (!profiling) return f(args);
+    const outer = ranAddon;
+    ranAddon = false;
     const t0 = performance.now();
-    const out = f(args);
-    const backend = args.backend as NativeBackend;
-    const rec = backend.profile.get(name) ?? { calls: 0, ms: 0, native };
-    rec.calls++;
-    rec.ms += performance.now() - t0;
-    backend.profile.set(name, rec);
-    return out;
+    try {
+      const out = f(args);
+      const backend = args.backend as NativeBackend;
+      const rec = backend.profile.get(name) ?? { calls: 0, ms: 0, native, addonCalls: 0 };
+      rec.calls++;
+      if (ranAddon) rec.addonCalls++;
+      rec.ms += performance.now() - t0;
+      backend.profile.set(name, rec);
+      return out;
+    } finally {
+      ranAddon = outer || ranAddon;
+    }
   };
 }
 
-const PROFILE = process.env.ONEPIXEL_NATIVE_PROFILE === '1';
-
 /** Registers a native kernel (replacing the fallback of the same name). */
 export function nativeKernel(kernelName: string, kernelFunc: KernelFunc): KernelConfig {
-  return {
-    kernelName,
-    backendName: NATIVE,
-    kernelFunc: PROFILE ? profiled(kernelName, kernelFunc, true) : kernelFunc,
-  };
+  return { kernelName, backendName: NATIVE, kernelFunc: profiled(kernelName, kernelFunc, true) };
 }
 
 let registered = false;
@@ -209,7 +250,7 @@ export function registerNativeBackend(addon: NativeAddon, kernels: KernelConfig[
     registerKernel({
       ...k,
       backendName: NATIVE,
-      kernelFunc: PROFILE ? profiled(k.kernelName, guarded, false) : guarded,
+      kernelFunc: profiled(k.kernelName, guarded, false),
     });
   }
   for (const k of kernels) registerKernel(k);

@@ -3,13 +3,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNative, nativeLoadError, type NativeAddon } from './addon.js';
-import { NATIVE, registerNativeBackend, type KernelTime, type NativeBackend } from './backend.js';
+import {
+  NATIVE,
+  registerNativeBackend,
+  setNativeProfiling,
+  type KernelTime,
+  type NativeBackend,
+} from './backend.js';
 import { BATCHNORM_KERNELS } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
 import { LAYOUT_KERNELS } from './kernels-layout.js';
 
-export { loadNative, nativeLoadError, NATIVE };
+export { loadNative, nativeLoadError, NATIVE, setNativeProfiling };
 
 const KERNELS = [...CONV_KERNELS, ...ELTWISE_KERNELS, ...LAYOUT_KERNELS, ...BATCHNORM_KERNELS];
 
@@ -42,10 +48,38 @@ export async function startNative(): Promise<boolean> {
   return true;
 }
 
-/** Per-kernel times gathered with ONEPIXEL_NATIVE_PROFILE=1, slowest first. */
+/**
+ * Per-kernel times gathered while profiling (ONEPIXEL_NATIVE_PROFILE=1 or
+ * {@link setNativeProfiling}), slowest first.
+ */
 export function nativeProfile(): [string, KernelTime][] {
   if (tf.getBackend() !== NATIVE) return [];
   return [...(tf.backend() as NativeBackend).profile.entries()].sort((a, b) => b[1].ms - a[1].ms);
+}
+
+function nativeBackend(): NativeBackend | null {
+  return tf.engine().registryFactory[NATIVE] === undefined
+    ? null
+    : (tf.findBackend(NATIVE) as NativeBackend | null);
+}
+
+/** Forgets the profile gathered so far (the native backend's, when it is registered). */
+export function resetNativeProfile(): void {
+  nativeBackend()?.profile.clear();
+  nativeBackend()?.addonCalls.clear();
+}
+
+/**
+ * While profiling, since the last {@link resetNativeProfile}: the calls of each kernel that ran a
+ * function of the addon (kernels with none left out: the cpu kernels, and native kernels that
+ * only fell back to them), and the calls of each addon function (`addon:sgd`, ...).
+ */
+export function nativeCalls(): Map<string, number> {
+  const out = new Map<string, number>();
+  const b = nativeBackend();
+  for (const [name, t] of b?.profile ?? []) if (t.addonCalls > 0) out.set(name, t.addonCalls);
+  for (const [name, n] of b?.addonCalls ?? []) out.set(`addon:${name}`, n);
+  return out;
 }
 
 /** Float32 arrays kept for reuse by the native backend, in bytes. */
