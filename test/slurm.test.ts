@@ -14,6 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { writeCifar10 } from '../src/data/cifar.js';
+import { writeNpy } from '../src/data/npy.js';
 import {
   childEnv,
   cifarClassNames,
@@ -160,5 +161,78 @@ describe('sharded jobs on a real one-node Slurm', { skip: SKIP }, () => {
     const b = await tree(single);
     assert.deepEqual([...a.keys()], [...b.keys()], logs);
     for (const [k, v] of b) assert.ok(v.equals(a.get(k) as Buffer), `${k}: the same bytes`);
+  });
+
+  it('audit: the cells array → report equals one audit', async () => {
+    const work = await tmp();
+    const names = await cifarClassNames();
+    const clean = path.join(work, 'clean');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(clean);
+    await writeNpy(
+      clean,
+      splits(
+        cifarDataset(await cifarRecords('data_batch_3.bin', 300), names),
+        cifarDataset(await cifarRecords('test_batch.bin', 60), names),
+      ),
+    );
+    const ops = path.join(work, 'ops');
+    const p = await runCli(['protect', '--dataset', 'npy', '--data-dir', clean, '--out', ops]);
+    assert.equal(p.code, 0, p.stderr);
+    const args = [
+      '--clean',
+      clean,
+      '--protected',
+      ops,
+      '--models',
+      'lenet5',
+      '--seeds',
+      '0,1',
+      '--epochs',
+      '2',
+    ];
+    const single = path.join(work, 'single');
+    const s = await runCli(['audit', ...args, '--out', single]);
+    assert.equal(s.code, 0, s.stderr);
+
+    const jobs = path.join(work, 'jobs');
+    const out = path.join(work, 'sharded');
+    const g = await runCli([
+      'slurm',
+      'audit',
+      '--shards',
+      '3',
+      '--jobs',
+      jobs,
+      '--time',
+      '00:10:00',
+      '--',
+      ...args,
+      '--out',
+      out,
+    ]);
+    assert.equal(g.code, 0, g.stderr);
+    await sh('bash', [path.join(jobs, 'submit.sh'), '--wait'], work);
+    const logs = await logsOf(jobs);
+    const names2 = await readdir(path.join(jobs, 'logs'));
+    assert.equal(names2.filter((n) => /^cells-\d+_[0-2]\.out$/.test(n)).length, 3, logs);
+    assert.match(logs, /4 of 4 cells present; the audit is complete/);
+    type R = {
+      complete: boolean;
+      cells: Array<{ folder: string; results: Record<string, unknown> }>;
+    };
+    const read = async (d: string) =>
+      JSON.parse(await readFile(path.join(d, 'results.json'), 'utf8')) as R;
+    const a = await read(out);
+    const b = await read(single);
+    assert.equal(a.complete, true);
+    const outcome = (c: R['cells'][number]) => ({
+      folder: c.folder,
+      trainLoss: c.results.trainLoss,
+      testAccuracy: c.results.testAccuracy,
+      config: c.results.config,
+    });
+    assert.equal(a.cells.length, 4);
+    assert.deepEqual(a.cells.map(outcome), b.cells.map(outcome));
   });
 });
