@@ -6,7 +6,8 @@
 # copies with it; onepixel itself never uses Python), Mesa's EGL with its software rasteriser (so the webgpu backend's
 # tests run Dawn's OpenGL path on a machine without a GPU), oneDNN and a C++ toolchain for the
 # native backend (node-gyp needs make and python3), Chromium (a test opens the audit report in
-# it headless), then the npm packages (which build the TypeScript and the native addon).
+# it headless), Slurm and munge (a one-node cluster for the sharding test), then the npm packages
+# (which build the TypeScript and the native addon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -25,6 +26,11 @@ command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
 command -v chromium >/dev/null || need+=(chromium)
+# A one-node Slurm (scripts/slurm-local.sh) for the cluster integration test.
+command -v slurmctld >/dev/null || need+=(slurmctld)
+command -v slurmd >/dev/null || need+=(slurmd)
+command -v munged >/dev/null || need+=(munge)
+command -v sbatch >/dev/null || need+=(slurm-client)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

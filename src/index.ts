@@ -59,6 +59,18 @@ export {
   type NoiseProtectOptions,
 } from './protect/job.js';
 export { protectedStream } from './protect/ops.js';
+export {
+  type Plan,
+  type StatsShardFile,
+  mergePlan,
+  planJson,
+  readPlan,
+  readStatsFile,
+  shardStats,
+} from './protect/plan.js';
+export { writeShard, type WriteShardResult } from './protect/shard-write.js';
+export { type Shard, parseShard, shardRange, shardsOf } from './shard.js';
+export { mergeStats, statsFromJson, statsToJson } from './shortcut/stats-file.js';
 export { noisyStream } from './protect/noise.js';
 export { inspect, type InspectReport, type ClassReport } from './inspect.js';
 export {
@@ -107,4 +119,5 @@ export {
 export { openTrainingData } from './train/data.js';
 export { materialize } from './data/materialize.js';
 export { PRESETS, PRESET_CONFIG } from './train/presets.js';
-export { runAudit, openAuditData, protectedDatasets } from './audit/matrix.js';
+export { auditCells, runAudit, openAuditData, protectedDatasets } from './audit/matrix.js';
+export { presentCells, readAuditIndex } from './audit/index-file.js';

@@ -16,8 +16,11 @@ import { fileURLToPath } from 'node:url';
 /** Compiled to dist/test/: the sources are two folders up. */
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
 
-/** The floor: errors, the version, and output.ts (files on disk: atomic writes, the abort flag). */
-const BOTTOM = ['errors', 'version', 'output', 'verbose'];
+/**
+ * The floor: errors, the version, output.ts (files on disk: atomic writes, the abort flag), and
+ * shard.ts (which part of a job a `--shard I/N` copy does).
+ */
+const BOTTOM = ['errors', 'version', 'output', 'verbose', 'shard'];
 const NN = ['nn', 'data', ...BOTTOM];
 /**
  * Which layers each layer may import (its own is always allowed). `cli` is on top, then `index`
@@ -28,6 +31,7 @@ const NN = ['nn', 'data', ...BOTTOM];
 const ALLOWED: Record<string, readonly string[]> = {
   cli: [
     'index',
+    'slurm',
     'audit',
     'protect',
     'inspect',
@@ -60,6 +64,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   shortcut: ['data', ...BOTTOM],
   transforms: ['data', ...BOTTOM],
   output: ['errors'],
+  shard: ['errors'],
+  /** sbatch scripts of the sharded jobs: text only, no onepixel layer. */
+  slurm: [],
   verbose: [],
   nn: NN,
   data: BOTTOM,

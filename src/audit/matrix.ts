@@ -137,15 +137,80 @@ async function finishedCell(dir: string, id: CellIdentity): Promise<TrainResults
   return prev.finished ? prev : null;
 }
 
-/** Runs (or resumes) every cell; `hooks` reports progress of the cell under way. */
+/** A cell of the matrix before it runs: where it sits, its config, identity and folder. */
+export interface PlannedCell {
+  /** dataset__model__row__s<seed>: the shards are dealt by it (see src/shard.ts). */
+  key: string;
+  dataset: AuditDataset;
+  model: ModelName;
+  row: string;
+  countermeasure: string | null;
+  seed: number;
+  config: TrainConfig;
+  id: CellIdentity;
+  folder: string;
+}
+
+/** Every cell of the plan in matrix order, from the opened datasets' fingerprints. */
+function planCells(
+  plan: AuditPlan,
+  data: Map<string, { train: string; test: string }>,
+): PlannedCell[] {
+  const cells: PlannedCell[] = [];
+  for (const { row, strategy, countermeasure } of auditRows(plan.strategies, plan.countermeasures))
+    for (const model of plan.models)
+      for (const d of plan.datasets)
+        for (const seed of plan.seeds ?? [0]) {
+          const config = plan.configFor(model, strategy, countermeasure, seed);
+          const fp = data.get(d.name) as { train: string; test: string };
+          const id: CellIdentity = {
+            dataset: d.name,
+            row,
+            backend: plan.backend,
+            config,
+            train: fp.train,
+            test: fp.test,
+          };
+          const key = `${cellName(d.name, model, row)}__s${seed}`;
+          cells.push({
+            key,
+            dataset: d,
+            model,
+            row,
+            countermeasure,
+            seed,
+            config,
+            id,
+            folder: cellFolder(id),
+          });
+        }
+  return cells;
+}
+
+/** Every cell of the plan (opens the datasets for their fingerprints; trains nothing). */
+export async function auditCells(plan: AuditPlan): Promise<PlannedCell[]> {
+  return planCells(plan, await openAuditDatasets(plan.datasets));
+}
+
+export interface RunAuditOptions {
+  /** Run only the cells whose key this accepts (a shard's); the others are left alone. */
+  only?: (key: string) => boolean;
+  /** Called with every cell of the matrix before any is run (to record the matrix). */
+  onCells?: (cells: PlannedCell[]) => Promise<void>;
+}
+
+/** Runs (or resumes) every cell (or those `options.only` accepts); `hooks` reports progress. */
 export async function runAudit(
   plan: AuditPlan,
   outDir: string,
   hooks: (cell: string) => TrainHooks,
   log: (line: string) => void,
+  options: RunAuditOptions = {},
 ): Promise<AuditCell[]> {
   const data = await openAuditDatasets(plan.datasets);
   await mkdir(join(outDir, 'cells'), { recursive: true });
+  const planned = planCells(plan, data);
+  await options.onCells?.(planned);
   const cells: AuditCell[] = [];
   const transformed = new Map<string, TrainingData>();
   /** A dataset's training images under a config's countermeasure (made once, kept for reuse). */
@@ -159,54 +224,34 @@ export async function runAudit(
     }
     return d;
   };
-  for (const { row, strategy, countermeasure } of auditRows(
-    plan.strategies,
-    plan.countermeasures,
-  )) {
-    for (const model of plan.models) {
-      for (const d of plan.datasets) {
-        for (const seed of plan.seeds ?? [0]) {
-          const config = plan.configFor(model, strategy, countermeasure, seed);
-          const fp = data.get(d.name) as { train: string; test: string };
-          const id: CellIdentity = {
-            dataset: d.name,
-            row,
-            backend: plan.backend,
-            config,
-            train: fp.train,
-            test: fp.test,
-          };
-          const folder = cellFolder(id);
-          const dir = join(outDir, 'cells', folder);
-          const prev = await finishedCell(dir, id);
-          if (prev) {
-            cells.push({ dataset: d.name, model, strategy: row, seed, folder, results: prev });
-            log(`${folder}: done before (${(100 * (prev.finalTestAccuracy ?? 0)).toFixed(2)}%)`);
-            continue;
-          }
-          await mkdir(dir, { recursive: true });
-          await writeFileAtomic(join(dir, 'cell.json'), JSON.stringify(id, null, 2) + '\n');
-          const files = {
-            results: join(dir, 'results.json'),
-            log: join(dir, 'log.csv'),
-            checkpoint: join(dir, 'checkpoint'),
-          };
-          const meta = { backend: plan.backend, data: d.dir, strategy: row, preset: plan.preset };
-          const results = await runTrainJob(
-            config,
-            await dataFor(d.name, config),
-            files,
-            meta,
-            hooks(folder),
-          );
-          if (!results.finished) return cells;
-          cells.push({ dataset: d.name, model, strategy: row, seed, folder, results });
-          log(
-            `${folder}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`,
-          );
-        }
-      }
+  for (const c of planned) {
+    if (options.only && !options.only(c.key)) continue;
+    const { dataset: d, model, row, seed, config, id, folder } = c;
+    const dir = join(outDir, 'cells', folder);
+    const prev = await finishedCell(dir, id);
+    if (prev) {
+      cells.push({ dataset: d.name, model, strategy: row, seed, folder, results: prev });
+      log(`${folder}: done before (${(100 * (prev.finalTestAccuracy ?? 0)).toFixed(2)}%)`);
+      continue;
     }
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(join(dir, 'cell.json'), JSON.stringify(id, null, 2) + '\n');
+    const files = {
+      results: join(dir, 'results.json'),
+      log: join(dir, 'log.csv'),
+      checkpoint: join(dir, 'checkpoint'),
+    };
+    const meta = { backend: plan.backend, data: d.dir, strategy: row, preset: plan.preset };
+    const results = await runTrainJob(
+      config,
+      await dataFor(d.name, config),
+      files,
+      meta,
+      hooks(folder),
+    );
+    if (!results.finished) return cells;
+    cells.push({ dataset: d.name, model, strategy: row, seed, folder, results });
+    log(`${folder}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`);
   }
   return cells;
 }

@@ -1,28 +1,39 @@
 /** `onepixel audit`: the clean-vs-protected matrix over models and strategies, with a report. */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { isModelName, MODELS, type ModelName } from '../nn/models/index.js';
-import { type AuditDataset, auditRows, protectedDatasets, runAudit } from '../audit/matrix.js';
-import { markdownTable } from '../audit/report/table.js';
-import { reportHtml, samplesHtml } from '../audit/report/html.js';
-import { openTrainingData } from '../train/data.js';
-import { readManifest } from '../manifest.js';
-import { exists } from '../output.js';
+import {
+  type AuditDataset,
+  type AuditPlan,
+  auditCells,
+  auditRows,
+  type PlannedCell,
+  protectedDatasets,
+  runAudit,
+} from '../audit/matrix.js';
+import {
+  type AuditIndex,
+  presentCells,
+  readAuditIndex,
+  writeAuditIndex,
+} from '../audit/index-file.js';
+import { writeAuditOutputs } from '../audit/report/write.js';
+import { parseShard, shardsOf, shardText } from '../shard.js';
 import { PRESETS, type PresetName } from '../train/presets.js';
-import { writeFileAtomic } from '../train/results.js';
 import { COUNTERMEASURES } from '../train/countermeasures.js';
 import { jobConfig, parseStrategy } from '../train/job.js';
-import { summarizeCells } from '../audit/summary.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import { positiveInt, seed } from './flags.js';
 
 interface Flags {
-  clean: string;
-  protected: string;
+  clean?: string;
+  protected?: string;
+  shard?: string;
+  listCells: boolean;
+  report: boolean;
   models: string;
   strategies: string;
   countermeasures: string;
@@ -31,7 +42,7 @@ interface Flags {
   seed: number;
   seeds?: string;
   backend: BackendName;
-  out: string;
+  out?: string;
 }
 
 const list = (s: string) =>
@@ -42,8 +53,8 @@ const list = (s: string) =>
 
 export function auditCommand(): Command {
   return new Command('audit')
-    .requiredOption('--clean <dir>', 'the clean dataset folder (reference column)')
-    .requiredOption('--protected <dirs>', 'protected folder(s), comma-separated')
+    .option('--clean <dir>', 'the clean dataset folder (reference column)')
+    .option('--protected <dirs>', 'protected folder(s), comma-separated')
     .option('--models <names>', `models, comma-separated (${MODELS.join(', ')})`, 'lenet5')
     .option(
       '--strategies <names>',
@@ -66,8 +77,42 @@ export function auditCommand(): Command {
       'train every cell once per seed, comma-separated (e.g. 0,1,2); tables show mean ± sd',
     )
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
-    .requiredOption('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
-    .action(async (f: Flags) => {
+    .option('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
+    .option('--shard <I/N>', "run only this shard's cells (I from 0; see --list-cells)")
+    .option(
+      '--list-cells',
+      'print every cell (or the --shard one’s) with its shard and folder; train nothing',
+      false,
+    )
+    .option(
+      '--report',
+      'assemble results.json, table.md and report.html in --out from the cells present (after ' +
+        'sharded runs), naming the missing ones; reads --out only',
+      false,
+    )
+    .action(async (f: Flags, cmd: Command) => {
+      if (f.out === undefined && !f.listCells) fail("required option '--out <dir>' not specified");
+      const out = f.out as string;
+      if (f.report) {
+        for (const key of Object.keys(f))
+          if (key !== 'out' && key !== 'report' && cmd.getOptionValueSource(key) === 'cli')
+            fail(
+              `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} does not apply with --report (it reads --out only)`,
+            );
+        const index = await readAuditIndex(out);
+        const { cells, missing } = await presentCells(out, index);
+        const table = await writeAuditOutputs(out, index, cells, missing);
+        process.stdout.write(
+          table +
+            `\n${cells.length} of ${index.cells.length} cells present` +
+            (missing.length > 0
+              ? `; missing (run their shards again, then --report): ${missing.map((c) => c.key).join(', ')}\n`
+              : '; the audit is complete\n'),
+        );
+        return;
+      }
+      if (f.clean === undefined) fail("required option '--clean <dir>' not specified");
+      if (f.protected === undefined) fail("required option '--protected <dirs>' not specified");
       const models = list(f.models);
       for (const m of models)
         if (!isModelName(m)) fail(`unknown model '${m}' (--models); valid: ${MODELS.join(', ')}`);
@@ -76,7 +121,7 @@ export function auditCommand(): Command {
       const countermeasures = list(f.countermeasures);
       const rows = auditRows(strategies, countermeasures).map((r) => r.row);
       const datasets: AuditDataset[] = [
-        { name: 'clean', dir: f.clean, kind: 'clean' },
+        { name: 'clean', dir: f.clean as string, kind: 'clean' },
         ...(await protectedDatasets(list(f.protected))),
       ];
       const seeds = f.seeds === undefined ? [f.seed] : list(f.seeds).map(Number);
@@ -84,33 +129,74 @@ export function auditCommand(): Command {
         fail(`--seeds takes non-negative integers like 0,1,2 (got '${f.seeds}')`);
       if (new Set(seeds).size !== seeds.length) fail(`--seeds lists a seed twice ('${f.seeds}')`);
       const backend = await initEngine(f.backend);
-      await mkdir(f.out, { recursive: true });
+      const shard = f.shard === undefined ? null : parseShard(f.shard);
+      const plan: AuditPlan = {
+        datasets,
+        models: models as ModelName[],
+        strategies,
+        countermeasures,
+        seeds,
+        configFor: (model, strategy, countermeasure, seed) =>
+          jobConfig(
+            {
+              model,
+              strategy,
+              preset: f.preset,
+              epochs: f.epochs,
+              seed,
+              ...(countermeasure ? { countermeasure } : {}),
+            },
+            backend,
+          ),
+        backend,
+        preset: f.preset ?? null,
+      };
+      const indexOf = (planned: PlannedCell[]): AuditIndex => ({
+        kind: 'onepixel-audit',
+        version: 1,
+        clean: f.clean as string,
+        datasets,
+        models,
+        strategies,
+        countermeasures,
+        rows,
+        seeds,
+        preset: f.preset ?? null,
+        backend,
+        cells: planned.map((c) => ({
+          key: c.key,
+          dataset: c.dataset.name,
+          model: c.model,
+          row: c.row,
+          seed: c.seed,
+          folder: c.folder,
+        })),
+      });
+      if (f.listCells) {
+        const planned = await auditCells(plan);
+        const shards = shardsOf(
+          planned.map((c) => c.key),
+          shard?.count ?? 1,
+        );
+        for (const c of planned) {
+          const i = shards.get(c.key) as number;
+          if (!shard || i === shard.index)
+            process.stdout.write(`${i}/${shard?.count ?? 1}  ${c.key}  cells/${c.folder}\n`);
+        }
+        return;
+      }
+      // Set once runAudit has listed the cells (before any training).
+      const matrix: { of: Map<string, number>; index: AuditIndex | null } = {
+        of: new Map(),
+        index: null,
+      };
+      await mkdir(out, { recursive: true });
       const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       let bar: ProgressBar | null = null;
       let barKey = '';
       const cells = await runAudit(
-        {
-          datasets,
-          models: models as ModelName[],
-          strategies,
-          countermeasures,
-          seeds,
-          configFor: (model, strategy, countermeasure, seed) =>
-            jobConfig(
-              {
-                model,
-                strategy,
-                preset: f.preset,
-                epochs: f.epochs,
-                seed,
-                ...(countermeasure ? { countermeasure } : {}),
-              },
-              backend,
-            ),
-          backend,
-          preset: f.preset ?? null,
-        },
-        f.out,
+        plan,
+        out,
         (cell) => ({
           shouldStop: stop.requested,
           onStep: (done, total, epoch) => {
@@ -129,64 +215,29 @@ export function auditCommand(): Command {
           },
         }),
         (line) => process.stdout.write(line + '\n'),
-      );
-      const layout = { models, strategies: rows, datasets: datasets.map((d) => d.name) };
-      const table = markdownTable(cells, layout, seeds);
-      const done = cells.length === models.length * rows.length * datasets.length * seeds.length;
-      await writeFileAtomic(
-        join(f.out, 'results.json'),
-        JSON.stringify(
-          {
-            complete: done,
-            backend,
-            preset: f.preset ?? null,
-            datasets,
-            models,
-            strategies,
-            countermeasures,
-            rows,
-            seeds,
-            summary: summarizeCells(cells).map(({ testCurve, trainCurve, ...s }) => ({
-              ...s,
-              testCurve: testCurve.map((v) => [v.mean, v.sd]),
-              trainCurve: trainCurve.map((v) => [v.mean, v.sd]),
-            })),
-            cells,
+        {
+          only: shard ? (key) => matrix.of.get(key) === shard.index : undefined,
+          onCells: async (planned) => {
+            matrix.of = shardsOf(
+              planned.map((c) => c.key),
+              shard?.count ?? 1,
+            );
+            matrix.index = indexOf(planned);
+            await writeAuditIndex(out, matrix.index, shard !== null);
           },
-          null,
-          2,
-        ) + '\n',
+        },
       );
-      await writeFileAtomic(join(f.out, 'table.md'), table);
-      const clean = await openTrainingData(f.clean);
-      const samples: Array<{ name: string; html: string }> = [];
-      for (const d of datasets.slice(1)) {
-        if (!(await exists(join(d.dir, 'manifest.json')))) continue;
-        const prot = await openTrainingData(d.dir);
-        samples.push({
-          name: d.name,
-          html: await samplesHtml(clean.train, prot.train, await readManifest(d.dir)),
-        });
+      if (shard) {
+        const n = [...matrix.of.values()].filter((i) => i === shard.index).length;
+        process.stdout.write(
+          `shard ${shardText(shard)}: ${cells.length} of its ${n} cells finished; when every ` +
+            `shard has run: onepixel audit --out ${out} --report\n`,
+        );
+      } else {
+        const { cells: present, missing } = await presentCells(out, matrix.index as AuditIndex);
+        const table = await writeAuditOutputs(out, matrix.index as AuditIndex, present, missing);
+        process.stdout.write('\n' + table + '\n');
       }
-      const html = reportHtml({
-        title: 'onepixel audit',
-        cells,
-        layout,
-        seeds,
-        samples,
-        notes: [
-          `Final clean-test accuracy after training on each dataset (backend ${backend}, preset ${f.preset ?? 'custom'}, seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}).`,
-          ...(rows.length > strategies.length
-            ? [
-                'Rows strategy+countermeasure: every column’s training images went through the ' +
-                  'countermeasure first; the test set is the untouched clean one.',
-              ]
-            : []),
-          done ? 'All cells finished.' : 'Incomplete: run the same command again to resume.',
-        ],
-      });
-      await writeFile(join(f.out, 'report.html'), html);
-      process.stdout.write('\n' + table + '\n');
       if (stop.requested()) process.exit(stop.exitCode() ?? 130);
     });
 }

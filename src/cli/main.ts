@@ -33,6 +33,10 @@ const COMMANDS: Record<string, [string, () => Promise<Command>]> = {
     'say which training backends work here, and how to install the missing ones',
     async () => (await import('./doctor.js')).doctorCommand(),
   ],
+  slurm: [
+    'write sbatch scripts running a protect or an audit as shards on a Slurm cluster',
+    async () => (await import('./slurm.js')).slurmCommand(),
+  ],
 };
 
 const program = new Command()

@@ -15,6 +15,7 @@ import { OBJECTIVES, type Objective } from '../shortcut/search.js';
 import { budget, positiveInt, positiveNumber, rate, seed } from './flags.js';
 import { type ProgressBar, progressBar } from './progress.js';
 import { abort, EXIT_CODES, onStopSignals, type StopSignal } from './signals.js';
+import { isShardedStep, runShardedStep } from './protect-shard.js';
 
 /** One progress bar per phase, replaced when the phase changes. */
 function phaseProgress() {
@@ -43,6 +44,10 @@ function phaseProgress() {
 interface Flags {
   dataset: DatasetKind;
   dataDir: string;
+  shard?: string;
+  statsOnly: boolean;
+  mergeStats?: string[];
+  plan?: string;
   out: string;
   format?: OutputFormat;
   objective: Objective;
@@ -137,6 +142,15 @@ function summary(m: Manifest, out: string, seconds: string): string {
 }
 
 async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
+  if (isShardedStep(f)) {
+    const progress = phaseProgress();
+    onStopSignals((signal) => abort(signal));
+    await runShardedStep(f, given, (phase, done, total) => progress.update(phase, done, total));
+    progress.stop();
+    return;
+  }
+  if (f.dataset === undefined) fail("required option '--dataset <kind>' not specified");
+  if (f.dataDir === undefined) fail("required option '--data-dir <dir>' not specified");
   refuseUnused(f, given);
   const progress = phaseProgress();
   const t0 = performance.now();
@@ -224,13 +238,8 @@ async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
 
 export function protectCommand(): Command {
   const cmd = new Command('protect')
-    .addOption(
-      new Option('--dataset <kind>', 'input dataset kind').choices(DATASETS).makeOptionMandatory(),
-    )
-    .requiredOption(
-      '--data-dir <dir>',
-      'folder holding the dataset (with --download: where to put it)',
-    )
+    .addOption(new Option('--dataset <kind>', 'input dataset kind').choices(DATASETS))
+    .option('--data-dir <dir>', 'folder holding the dataset (with --download: where to put it)')
     .requiredOption(
       '--out <dir>',
       'output folder: must not exist, unless --force and onepixel wrote it (manifest.json)',
@@ -336,6 +345,23 @@ export function protectCommand(): Command {
       1,
     )
     .option('--checkpoint <dir>', 'EM checkpoint folder (default: <out>.em-checkpoint)')
-    .option('--resume', 'continue the EM checkpoint (same parameters)', false);
+    .option('--resume', 'continue the EM checkpoint (same parameters)', false)
+    .option(
+      '--shard <I/N>',
+      'sharded ops: this shard of N (I from 0), with --stats-only or --plan (see "Running on a cluster")',
+    )
+    .option(
+      '--stats-only',
+      'sharded ops, step 1: write the exact statistics of this shard to --out (a file)',
+      false,
+    )
+    .option(
+      '--merge-stats <files...>',
+      "sharded ops, step 2: merge every shard's statistics, choose the pixels, write the plan to --out",
+    )
+    .option(
+      '--plan <file>',
+      "sharded ops, step 3: write this shard's part of the protected copy into the shared --out",
+    );
   return cmd.action((f: Flags) => run(f, (key) => cmd.getOptionValueSource(key) === 'cli'));
 }

@@ -254,7 +254,8 @@ export function readCifar100Python(dir: string): Promise<DatasetSplits<Dataset>>
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-function checkShape(split: SplitToWrite, l: Layout): void {
+export function checkPythonShape(split: SplitToWrite, c100: boolean): void {
+  const l = c100 ? C100 : C10;
   const s = split.stream;
   if (s.height !== SIDE || s.width !== SIDE || s.channels !== 3)
     fail(
@@ -272,6 +273,34 @@ function checkShape(split: SplitToWrite, l: Layout): void {
     );
 }
 
+/** A batch's pickle up to its pixels: the dict, the key 'data', the array header (count × 3072). */
+function batchStart(count: number): PickleWriter {
+  const p = new PickleWriter().dictStart();
+  p.str('data').arrayStart([count, PIXELS]);
+  return p;
+}
+
+/** A batch's pickle after its pixels: labels, batch_label, filenames (`<split>_<index>.png`). */
+function batchEnd(
+  p: PickleWriter,
+  l: Layout,
+  fine: Int32Array,
+  coarse: Int32Array,
+  batchLabel: string,
+  firstIndex: number,
+  split: { name: string; count: number },
+): Uint8Array {
+  p.arrayEnd().str(l.labels).intList(fine);
+  if (l.coarse) p.str('coarse_labels').intList(coarse);
+  const width = String(split.count - 1).length;
+  const filenames = Array.from(
+    { length: fine.length },
+    (_, r) => `${split.name}_${String(firstIndex + r).padStart(width, '0')}.png`,
+  );
+  p.str('batch_label').str(batchLabel).str('filenames').strList(filenames).dictEnd();
+  return p.take();
+}
+
 /** Writes the next `count` records as one pickled batch, the pixels streamed. */
 async function writeBatch(
   path: string,
@@ -284,8 +313,7 @@ async function writeBatch(
   onImage?: () => void,
 ): Promise<void> {
   const out = new ChunkedWriter(path);
-  const p = new PickleWriter().dictStart();
-  p.str('data').arrayStart([count, PIXELS]);
+  const p = batchStart(count);
   await out.write(p.take());
   const planes = new Uint8Array(PIXELS);
   const fine = new Int32Array(count);
@@ -299,51 +327,96 @@ async function writeBatch(
     coarse[r] = next.value.coarseLabel ?? 0;
     onImage?.();
   }
-  p.arrayEnd().str(l.labels).intList(fine);
-  if (l.coarse) p.str('coarse_labels').intList(coarse);
-  const width = String(split.stream.count - 1).length;
-  const filenames = Array.from(
-    { length: count },
-    (_, r) => `${split.name}_${String(firstIndex + r).padStart(width, '0')}.png`,
-  );
-  p.str('batch_label').str(batchLabel).str('filenames').strList(filenames).dictEnd();
-  await out.write(p.take());
+  const end = batchEnd(p, l, fine, coarse, batchLabel, firstIndex, {
+    name: split.name,
+    count: split.stream.count,
+  });
+  await out.write(end);
   await out.close();
+}
+
+/** One file of a split in the python layout: its name, its run of records, its batch label. */
+export interface PythonBatch {
+  name: string;
+  first: number;
+  count: number;
+  label: string;
+}
+
+/** The files a split of `n` records is written to (the training split evenly over the batches). */
+export function pythonBatches(c100: boolean, split: 'train' | 'test', n: number): PythonBatch[] {
+  const l = c100 ? C100 : C10;
+  const batches = split === 'train' ? l.train.length : 1;
+  if (n < batches)
+    fail(
+      `the ${l.name} layout spreads training images over ${batches} files and needs at least ${batches}, got ${n}`,
+    );
+  return Array.from({ length: batches }, (_, b) => {
+    // As even as possible: 10,000 each for CIFAR-10's 50,000, none empty.
+    const first = Math.floor((b * n) / batches);
+    const count = Math.floor(((b + 1) * n) / batches) - first;
+    const name = split === 'train' ? l.train[b] : l.test;
+    const label =
+      split === 'train' ? `training batch ${b + 1} of ${batches}` : 'testing batch 1 of 1';
+    return { name, first, count, label };
+  });
+}
+
+/**
+ * The bytes of a batch file before and after its pixel rows, for writers that put the rows in
+ * place themselves (sharded protect): exactly what the writer writes around them.
+ */
+export function pythonBatchFrame(
+  c100: boolean,
+  b: PythonBatch,
+  fine: Int32Array,
+  coarse: Int32Array,
+  split: { name: string; count: number },
+): { head: Uint8Array; tail: Uint8Array } {
+  const p = batchStart(b.count);
+  const head = p.take();
+  return { head, tail: batchEnd(p, c100 ? C100 : C10, fine, coarse, b.label, b.first, split) };
+}
+
+/** The meta file (name, bytes) of the python layout, as the writer writes it. */
+export function pythonMeta(
+  c100: boolean,
+  firstBatch: number,
+  classNames: string[],
+  coarseClassNames: string[] | undefined,
+): [string, Buffer] {
+  const l = c100 ? C100 : C10;
+  const meta = l.coarse
+    ? pickleDict([
+        ['fine_label_names', classNames],
+        ['coarse_label_names', coarseClassNames ?? ['0']],
+      ])
+    : cifar10Meta(firstBatch, classNames);
+  return [l.meta, meta];
 }
 
 function writerOf(l: Layout): DatasetWriter {
   return async (dir, splits, onImage) => {
     let perBatch = 0;
     for (const split of splits) {
-      checkShape(split, l);
+      checkPythonShape(split, l.coarse);
       const n = split.stream.count;
-      const batches = split.name === 'train' ? l.train.length : 1;
-      if (n < batches)
-        fail(
-          `the ${l.name} layout spreads training images over ${batches} files and needs at least ${batches}, got ${n}`,
-        );
       const records = split.stream.records()[Symbol.asyncIterator]();
-      for (let b = 0; b < batches; b++) {
-        // As even as possible: 10,000 each for CIFAR-10's 50,000, none empty.
-        const first = Math.floor((b * n) / batches);
-        const count = Math.floor(((b + 1) * n) / batches) - first;
-        if (split.name === 'train' && b === 0) perBatch = count;
-        const name = split.name === 'train' ? l.train[b] : l.test;
-        const label =
-          split.name === 'train' ? `training batch ${b + 1} of ${batches}` : 'testing batch 1 of 1';
-        await writeBatch(join(dir, name), records, count, l, label, first, split, onImage);
+      for (const b of pythonBatches(l.coarse, split.name, n)) {
+        if (split.name === 'train' && b.first === 0) perBatch = b.count;
+        await writeBatch(join(dir, b.name), records, b.count, l, b.label, b.first, split, onImage);
       }
       if (!(await records.next()).done)
         fail(`${split.name} split: more images than the ${n} it announced`);
     }
     const s = splits[0].stream;
-    const meta = l.coarse
-      ? pickleDict([
-          ['fine_label_names', s.classNames],
-          ['coarse_label_names', s.coarseClassNames ?? ['0']],
-        ])
-      : cifar10Meta(perBatch || s.count, s.classNames);
-    await writeFile(join(dir, l.meta), meta);
+    const [name, meta] = pythonMeta(
+      l.coarse,
+      perBatch || s.count,
+      s.classNames,
+      s.coarseClassNames,
+    );
+    await writeFile(join(dir, name), meta);
   };
 }
 

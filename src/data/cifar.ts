@@ -194,7 +194,7 @@ async function readNames(
 }
 
 /** One record's bytes: label byte(s) then the R, G, B planes. */
-function encodeRecord(
+export function encodeRecord(
   out: Uint8Array,
   image: Uint8Array,
   label: number,
@@ -230,7 +230,7 @@ async function writeRecords(
   }
 }
 
-function checkCifarShape(split: SplitToWrite, classes: number, name: string): void {
+export function checkCifarShape(split: SplitToWrite, classes: number, name: string): void {
   const s = split.stream;
   if (s.height !== SIDE || s.width !== SIDE || s.channels !== 3)
     fail(

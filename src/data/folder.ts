@@ -187,11 +187,44 @@ async function sha256File(file: string): Promise<{ hex: string; bytes: number }>
   return { hex: hash.digest('hex'), bytes };
 }
 
+/** One image file's content hash, as a shard's statistics list it. */
+export interface FolderFileHash {
+  rel: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** The content hashes of `files`, in order, a few files at a time (streamed, never whole). */
+export async function hashFolderFiles(files: FolderImageFile[]): Promise<FolderFileHash[]> {
+  const out: FolderFileHash[] = [];
+  const hashed = mapOrdered(files, HASH_CONCURRENCY, async (f) => {
+    try {
+      return await sha256File(f.path);
+    } catch (e) {
+      fail(`${f.path}: cannot read the file (${(e as Error).message})`);
+    }
+  });
+  let i = 0;
+  for await (const h of hashed) out.push({ rel: files[i++].rel, bytes: h.bytes, sha256: h.hex });
+  return out;
+}
+
 /**
  * One manifest entry for a whole split folder: `bytes` is the total size of its image files and
  * `sha256` hashes, for each image file in order, `<path relative to the split dir>\n<sha256 hex>\n`.
- * Files are hashed streaming, a few at a time.
+ * Sharded protect computes it from the shards' file lists with the same formula.
  */
+export function combineFolderHashes(dir: string, hashes: FolderFileHash[]): SourceFile {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for (const h of hashes) {
+    hash.update(`${h.rel}\n${h.sha256}\n`);
+    bytes += h.bytes;
+  }
+  return { path: dir, bytes, sha256: hash.digest('hex') };
+}
+
+/** combineFolderHashes over every file of a split, hashed streaming (no list held). */
 export async function hashFolderSplit(
   split: Pick<FolderSplit, 'dir' | 'files'>,
 ): Promise<SourceFile> {
@@ -312,24 +345,23 @@ function someNames(names: string[]): string {
   return shown.join(', ') + (names.length > 5 ? `, … (${names.length} in all)` : '');
 }
 
+/** A class-folder dataset listed but not read: its splits' files, and the shape of its images. */
+export interface FolderListing {
+  dir: string;
+  train: FolderSplit;
+  test: FolderSplit | null;
+  shape: Shape;
+  /** The first training image, whose size and channels every image must have. */
+  firstPath: string;
+}
+
 /**
- * Opens a class-folder dataset: `dir/<class>/*.{png,jpg,jpeg,webp}`, or `dir/train/<class>/…` and
- * `dir/test/<class>/…` when both hold class folders (also `dir/train/<class>/…` alone when `train`
- * is the only thing in `dir`). Labels are indices into the sorted class folder names; every image
- * must have the first image's size and is converted to one channel count (options.channels, else
- * 1 when the first image is grayscale, 3 otherwise). Alpha is dropped.
+ * Lists a class-folder dataset (see openFolder for the layouts it accepts) and reads the first
+ * image's header; reads no other image.
  */
-export async function openFolder(
-  dir: string,
-  options: OpenFolderOptions = {},
-): Promise<DatasetSplits<ImageStream>> {
-  const { channels } = options;
+export async function listFolder(dir: string, channels: 1 | 3 | undefined): Promise<FolderListing> {
   if (channels !== undefined && channels !== 1 && channels !== 3)
     fail(`channels ${String(channels)}: expected 1 (grayscale) or 3 (RGB)`);
-  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    fail(`concurrency ${concurrency}: expected a whole number of at least 1`);
-
   let st;
   try {
     st = await stat(dir);
@@ -369,9 +401,37 @@ export async function openFolder(
   } else {
     trainSplit = await listFolderSplit(dir);
   }
-
   const firstPath = trainSplit.files[0].path;
   const shape = await firstShape(firstPath, channels);
+  return { dir, train: trainSplit, test: testSplit, shape, firstPath };
+}
+
+/** The images `files` of a listed dataset as a stream, decoded a few at a time in file order. */
+export function folderFilesStream(
+  listing: FolderListing,
+  split: FolderSplit,
+  files: FolderImageFile[],
+  concurrency = DEFAULT_CONCURRENCY,
+): ImageStream {
+  return folderStream({ ...split, files }, listing.shape, listing.firstPath, concurrency);
+}
+
+/**
+ * Opens a class-folder dataset: `dir/<class>/*.{png,jpg,jpeg,webp}`, or `dir/train/<class>/…` and
+ * `dir/test/<class>/…` when both hold class folders (also `dir/train/<class>/…` alone when `train`
+ * is the only thing in `dir`). Labels are indices into the sorted class folder names; every image
+ * must have the first image's size and is converted to one channel count (options.channels, else
+ * 1 when the first image is grayscale, 3 otherwise). Alpha is dropped.
+ */
+export async function openFolder(
+  dir: string,
+  options: OpenFolderOptions = {},
+): Promise<DatasetSplits<ImageStream>> {
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    fail(`concurrency ${concurrency}: expected a whole number of at least 1`);
+  const listing = await listFolder(dir, options.channels);
+  const { train: trainSplit, test: testSplit, shape, firstPath } = listing;
   const files = [await hashFolderSplit(trainSplit)];
   if (testSplit) files.push(await hashFolderSplit(testSplit));
   return {
@@ -410,6 +470,13 @@ export function classFolderNames(classNames: string[], where: string): string[] 
 }
 
 const WRITE_CONCURRENCY = 4;
+
+/** The PNG encoder of one raw image (1-channel PNGs for grayscale), as writePngFolder writes it. */
+export async function pngWriter(image: Uint8Array, shape: Shape): Promise<Sharp> {
+  const { width, height, channels } = shape;
+  const img = await sharp(image, { raw: { width, height, channels: channels as 1 | 3 } });
+  return (channels === 1 ? img.toColourspace('b-w') : img).png();
+}
 
 /**
  * Writes each split as PNGs: `dir/<split>/<label>_<class>/<index>.png`, index = the record's index
@@ -457,15 +524,11 @@ export const writePngFolder: DatasetWriter = async (dir, splits, onImage) => {
       );
       const ref = rec.ref;
       // Records are only valid until the next one is read: sharp gets its own copy.
-      const img = await sharp(rec.image.slice(), { raw: { width, height, channels } });
       track(
-        (channels === 1 ? img.toColourspace('b-w') : img)
-          .png()
-          .toFile(file)
-          .then(
-            () => undefined,
-            (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${sharpMessage(e)})`),
-          ),
+        (await pngWriter(rec.image.slice(), { width, height, channels })).toFile(file).then(
+          () => undefined,
+          (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${sharpMessage(e)})`),
+        ),
       );
       index++;
       while (inFlight.length >= WRITE_CONCURRENCY) await inFlight.shift();

@@ -22,8 +22,8 @@ export const FASHION_MNIST_CLASSES = [
 ];
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
-const IMAGES_MAGIC = 0x00000803;
-const LABELS_MAGIC = 0x00000801;
+export const IMAGES_MAGIC = 0x00000803;
+export const LABELS_MAGIC = 0x00000801;
 
 async function findFile(dir: string, stem: string): Promise<string | null> {
   for (const name of [`${stem}.gz`, stem])
