@@ -6,14 +6,14 @@ import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
 import { checkOutput, removeOutput } from '../output.js';
 import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
-import { MODELS, type ModelName } from '../nn/models/index.js';
-import { SCHEDULES, type ScheduleName } from '../nn/schedule.js';
+import { MODELS } from '../nn/models/index.js';
+import { SCHEDULES } from '../nn/schedule.js';
 import { COUNTERMEASURES } from '../train/countermeasures.js';
 import { openTrainingData } from '../train/data.js';
 import { CHECKPOINT_MARKER } from '../nn/checkpoint.js';
-import { jobConfig, jobData, runTrainJob, TRAIN_STRATEGIES } from '../train/job.js';
+import { jobConfig, jobData, type JobSpec, runTrainJob, TRAIN_STRATEGIES } from '../train/job.js';
 import type { TrainConfig } from '../train/loop.js';
-import { PAPER_ATTACK, PRESETS, type PresetName } from '../train/presets.js';
+import { PAPER_ATTACK, PRESETS } from '../train/presets.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import {
@@ -28,28 +28,14 @@ import {
 
 export { parseStrategy, TRAIN_STRATEGIES } from '../train/job.js';
 
-interface Flags {
+/** The job's spec (train/job.ts), with the flags that only the command reads. */
+interface Flags extends JobSpec {
   data: string;
   dataset?: DatasetKind;
-  model?: ModelName;
-  strategy?: string;
-  preset?: PresetName;
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  momentum?: number;
-  weightDecay?: number;
-  schedule?: ScheduleName;
-  milestones?: number[];
-  seed: number;
   backend: BackendName;
   epsilon: number;
   attackStep: number;
   attackSteps: number;
-  attackWarmup?: number;
-  widen?: number;
-  workers?: number;
-  countermeasure?: string;
   results?: string;
   log?: string;
   checkpoint?: string;
