@@ -13,6 +13,7 @@ import { Rng } from '../src/nn/rng.js';
 import { attackAt } from '../src/train/loop.js';
 import { jobConfig } from '../src/train/job.js';
 import { type BackendName, initEngine, nativeAvailable } from '../src/nn/engine.js';
+import { usingNative } from './native-helpers.js';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -149,17 +150,22 @@ describe('pgd', () => {
     try {
       for (const name of backends) {
         assert.equal(await initEngine(name), name);
-        const adv = tf.tidy(() => {
-          const weights = tf.tensor4d(w, [1, 2, 2, 3]);
-          const x = tf.fill([1, 2, 2, 3], 0.5) as tf.Tensor4D;
-          return pgd((t) => tf.sum(tf.mul(t, weights)), x, {
-            epsilon: 0.1,
-            step: 0.01,
-            steps: 1,
-            rng: new Rng(0),
-            randomStart: false,
-          });
-        });
+        // on native, the sign's kernels run in the addon (not tfjs-backend-cpu's fallback loops)
+        const run = <T>(body: () => T) =>
+          name === 'native' ? usingNative('exactSign', ['Step', 'Neg', 'Sub'], body) : body();
+        const adv = await run(() =>
+          tf.tidy(() => {
+            const weights = tf.tensor4d(w, [1, 2, 2, 3]);
+            const x = tf.fill([1, 2, 2, 3], 0.5) as tf.Tensor4D;
+            return pgd((t) => tf.sum(tf.mul(t, weights)), x, {
+              epsilon: 0.1,
+              step: 0.01,
+              steps: 1,
+              rng: new Rng(0),
+              randomStart: false,
+            });
+          }),
+        );
         const got = Array.from(await adv.data());
         adv.dispose();
         got.forEach((v, i) =>
