@@ -35,11 +35,11 @@ export const CIFAR10_CLASSES = [
 ];
 export const CIFAR10_TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 
-const C10: Layout = { labelBytes: 1, fineClasses: 10, coarseClasses: 0 };
-const C100: Layout = { labelBytes: 2, fineClasses: 100, coarseClasses: 20 };
+export const C10: Layout = { labelBytes: 1, fineClasses: 10, coarseClasses: 0 };
+export const C100: Layout = { labelBytes: 2, fineClasses: 100, coarseClasses: 20 };
 
 /** Whole records in a file of `bytes` bytes, or an error naming the file. */
-function recordCount(path: string, bytes: number, recordBytes: number): number {
+export function recordCount(path: string, bytes: number, recordBytes: number): number {
   if (bytes === 0) fail(`${path}: empty file, expected ${recordBytes}-byte records`);
   const extra = bytes % recordBytes;
   if (extra !== 0)
@@ -50,7 +50,7 @@ function recordCount(path: string, bytes: number, recordBytes: number): number {
   return bytes / recordBytes;
 }
 
-async function fileSize(path: string, what: string): Promise<number> {
+export async function fileSize(path: string, what: string): Promise<number> {
   try {
     const st = await stat(path);
     if (!st.isFile()) fail(`${path}: is not a file (${what})`);
@@ -141,41 +141,67 @@ function decodeInWorker(
   });
 }
 
-/** CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt. */
-export async function readCifar10(dir: string): Promise<DatasetSplits<Dataset>> {
+/** Which files a CIFAR binary folder holds, split by split, and its class names. */
+export interface CifarFolder {
+  layout: Layout;
+  classNames: string[];
+  coarseClassNames?: string[];
+  /** The training files, then the test file when there is one. */
+  splits: Array<{ paths: string[]; what: string }>;
+  hasTest: boolean;
+}
+
+/** CIFAR-10: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt (optional). */
+export async function cifar10Folder(dir: string): Promise<CifarFolder> {
   const classNames = await readNames(join(dir, 'batches.meta.txt'), 10, CIFAR10_CLASSES);
   const testPath = join(dir, 'test_batch.bin');
   const hasTest = await isFile(testPath);
-  const { datasets, files } = await readSplits(
-    [
+  return {
+    layout: C10,
+    classNames,
+    hasTest,
+    splits: [
       { paths: CIFAR10_TRAIN_FILES.map((f) => join(dir, f)), what: 'CIFAR-10 training batch' },
       ...(hasTest ? [{ paths: [testPath], what: 'CIFAR-10 test batch' }] : []),
     ],
-    C10,
+  };
+}
+
+/** CIFAR-100: train.bin, test.bin (optional), fine/coarse_label_names.txt. */
+export async function cifar100Folder(dir: string): Promise<CifarFolder> {
+  const classNames = await readNames(join(dir, 'fine_label_names.txt'), 100, null);
+  const coarseClassNames = await readNames(join(dir, 'coarse_label_names.txt'), 20, null);
+  const testPath = join(dir, 'test.bin');
+  const hasTest = await isFile(testPath);
+  return {
+    layout: C100,
     classNames,
-  );
+    coarseClassNames,
+    hasTest,
+    splits: [
+      { paths: [join(dir, 'train.bin')], what: 'CIFAR-100 training set' },
+      ...(hasTest ? [{ paths: [testPath], what: 'CIFAR-100 test set' }] : []),
+    ],
+  };
+}
+
+/** CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt. */
+export async function readCifar10(dir: string): Promise<DatasetSplits<Dataset>> {
+  const folder = await cifar10Folder(dir);
+  const { datasets, files } = await readSplits(folder.splits, C10, folder.classNames);
   return { format: 'cifar10', dataDir: dir, train: datasets[0], test: datasets[1] ?? null, files };
 }
 
 /** CIFAR-100 binary version: train.bin, test.bin (optional), fine/coarse_label_names.txt. */
 export async function readCifar100(dir: string): Promise<DatasetSplits<Dataset>> {
-  const classNames = await readNames(join(dir, 'fine_label_names.txt'), 100, null);
-  const coarseClassNames = await readNames(join(dir, 'coarse_label_names.txt'), 20, null);
-  const testPath = join(dir, 'test.bin');
-  const hasTest = await isFile(testPath);
-  const { datasets, files } = await readSplits(
-    [
-      { paths: [join(dir, 'train.bin')], what: 'CIFAR-100 training set' },
-      ...(hasTest ? [{ paths: [testPath], what: 'CIFAR-100 test set' }] : []),
-    ],
-    C100,
-    classNames,
-  );
+  const folder = await cifar100Folder(dir);
+  const { datasets, files } = await readSplits(folder.splits, C100, folder.classNames);
+  const coarseClassNames = folder.coarseClassNames;
   const [train, test] = datasets.map((ds): Dataset => ({ ...ds, coarseClassNames }));
   return { format: 'cifar100', dataDir: dir, train, test: test ?? null, files };
 }
 
-async function readNames(
+export async function readNames(
   path: string,
   expected: number,
   fallback: string[] | null,
@@ -244,26 +270,48 @@ export function checkCifarShape(split: SplitToWrite, classes: number, name: stri
     );
 }
 
+/** The five training files of the CIFAR-10 layout and their record counts for n images. */
+export function cifar10TrainFiles(
+  dir: string,
+  n: number,
+): Array<{ path: string; records: number }> {
+  if (n < 5)
+    fail(`the CIFAR-10 layout spreads training images over 5 files and needs at least 5, got ${n}`);
+  // As even as possible: 10,000 each for CIFAR-10's 50,000, none empty.
+  return CIFAR10_TRAIN_FILES.map((name, b) => ({
+    path: join(dir, name),
+    records: Math.floor(((b + 1) * n) / 5) - Math.floor((b * n) / 5),
+  }));
+}
+
+/** The class-name files of either layout (batches.meta.txt; fine/coarse_label_names.txt). */
+export async function writeCifarNames(
+  dir: string,
+  c100: boolean,
+  classNames: string[],
+  coarseClassNames: string[] | undefined,
+): Promise<void> {
+  if (!c100) {
+    await writeFile(join(dir, 'batches.meta.txt'), classNames.join('\n') + '\n\n');
+    return;
+  }
+  await writeFile(join(dir, 'fine_label_names.txt'), classNames.join('\n') + '\n');
+  const coarse = coarseClassNames ?? ['0'];
+  await writeFile(join(dir, 'coarse_label_names.txt'), coarse.join('\n') + '\n');
+}
+
 /** CIFAR-10 layout: training split in five data_batch files, test_batch.bin, batches.meta.txt. */
 export const writeCifar10: DatasetWriter = async (dir, splits, onImage) => {
   for (const split of splits) {
     checkCifarShape(split, 10, 'CIFAR-10');
     const n = split.stream.count;
-    if (split.name === 'train' && n < 5)
-      fail(
-        `the CIFAR-10 layout spreads training images over 5 files and needs at least 5, got ${n}`,
-      );
     const files =
       split.name === 'train'
-        ? CIFAR10_TRAIN_FILES.map((name, b) => ({
-            // As even as possible: 10,000 each for CIFAR-10's 50,000, none empty.
-            path: join(dir, name),
-            records: Math.floor(((b + 1) * n) / 5) - Math.floor((b * n) / 5),
-          }))
+        ? cifar10TrainFiles(dir, n)
         : [{ path: join(dir, 'test_batch.bin'), records: n }];
     await writeRecords(split, files, false, onImage);
   }
-  await writeFile(join(dir, 'batches.meta.txt'), splits[0].stream.classNames.join('\n') + '\n\n');
+  await writeCifarNames(dir, false, splits[0].stream.classNames, undefined);
 };
 
 /** CIFAR-100 layout: train.bin, test.bin (coarse label kept), fine/coarse_label_names.txt. */
@@ -274,7 +322,5 @@ export const writeCifar100: DatasetWriter = async (dir, splits, onImage) => {
     await writeRecords(split, [file], true, onImage);
   }
   const s = splits[0].stream;
-  await writeFile(join(dir, 'fine_label_names.txt'), s.classNames.join('\n') + '\n');
-  const coarse = s.coarseClassNames ?? ['0'];
-  await writeFile(join(dir, 'coarse_label_names.txt'), coarse.join('\n') + '\n');
+  await writeCifarNames(dir, true, s.classNames, s.coarseClassNames);
 };

@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { isDataset, streamOf } from '../data/dataset.js';
+import { isDataset, type Shape, streamOf } from '../data/dataset.js';
 import { type DownloadSpec, DOWNLOADS, downloadDataset } from '../data/download.js';
 import {
   type DatasetKind,
@@ -24,6 +24,7 @@ import { checkOutput, writeAtomically } from '../output.js';
 import type { EmOptions } from './em.js';
 import type { MethodInput, Phase, Protected } from './method.js';
 import { checkPixels, ops, type OpsOptions } from './ops.js';
+import { copiesRecords, opsOnRecords, type RecordsJob } from './ops-records.js';
 import { randomNoiseMethod } from './random-noise.js';
 
 export type { Phase } from './method.js';
@@ -39,6 +40,11 @@ export interface ProtectOptions extends OpenOptions, OpsOptions, Partial<EmOptio
   force?: boolean;
   /** Fetch CIFAR-10/100 from the official location into dataDir when it is not there. */
   download?: boolean;
+  /**
+   * OPS with CIFAR binary in and out works on the record bytes (default); false takes the general
+   * path (decode, stream, encode), which gives the same bytes: for tests and benchmarks.
+   */
+  copyRecords?: boolean;
   /** Progress: phase, items done, items in all (null when unknown). */
   onProgress?: (phase: Phase, done: number, total: number | null) => void;
 }
@@ -87,8 +93,48 @@ export async function protect(o: ProtectOptions): Promise<Manifest> {
     await em.checkEmCheckpoint(em.emCheckpointDir(o.out, o), o as EmOptions, inputs);
   }
   const dataDir = resolve(await resolveDataDir(o));
-  const splits = await openDataset(o.dataset, dataDir, o);
   const format = o.format ?? defaultFormat(o.dataset);
+  const job: PreparedJob =
+    o.copyRecords !== false && copiesRecords(method, o.dataset, format)
+      ? await opsOnRecords(o.dataset as 'cifar10' | 'cifar100', dataDir, o, o.onProgress)
+      : await onDecoded(method, dataDir, format, o, epsilon, inputs);
+  const manifest = manifestJson({
+    method,
+    objective: job.fields.objective,
+    pixelsPerClass: job.fields.pixelsPerClass,
+    height: job.height,
+    width: job.width,
+    channels: job.channels,
+    classes: job.fields.classes,
+    source: {
+      dataset: o.dataset,
+      dataDir,
+      files: job.files.map((f) => ({ ...f, path: relative(dataDir, f.path) || '.' })),
+    },
+    output: { format, train: job.train, test: job.test },
+    ...(job.fields.noise ? { noise: job.fields.noise } : {}),
+  });
+  const total = job.train + (job.test ?? 0);
+  let written = 0;
+  await checkOutput(o.out, rules);
+  await writeAtomically(o.out, async (dir) => {
+    await job.write(dir, (n) => o.onProgress?.('write', (written += n), total));
+    await job.extraFiles?.(dir);
+    await writeFile(join(dir, MANIFEST), manifest);
+  });
+  return parseManifest(manifest, join(o.out, MANIFEST));
+}
+
+/** The general path: open the dataset as images, run the method, write with the format's writer. */
+async function onDecoded(
+  method: Method,
+  dataDir: string,
+  format: OutputFormat,
+  o: ProtectOptions,
+  epsilon: number,
+  inputs: Array<string | undefined>,
+): Promise<PreparedJob> {
+  const splits = await openDataset(o.dataset, dataDir, o);
   const writer = writerFor(format, o.dataset);
   const train = splits.train;
   if (method === 'ops' || method === 'cifar10s')
@@ -99,36 +145,21 @@ export async function protect(o: ProtectOptions): Promise<Manifest> {
     const test = splits.test;
     toWrite.push({ name: 'test', stream: isDataset(test) ? streamOf(test, 'test image') : test });
   }
-  const manifest = manifestJson({
-    method,
-    objective: result.fields.objective,
-    pixelsPerClass: result.fields.pixelsPerClass,
+  return {
     height: train.height,
     width: train.width,
     channels: train.channels,
-    classes: result.fields.classes,
-    source: {
-      dataset: o.dataset,
-      dataDir,
-      files: splits.files.map((f) => ({ ...f, path: relative(dataDir, f.path) || '.' })),
-    },
-    output: {
-      format,
-      train: result.stream.count,
-      test: splits.test ? toWrite[1].stream.count : null,
-    },
-    ...(result.fields.noise ? { noise: result.fields.noise } : {}),
-  });
-  const total = toWrite.reduce((s, w) => s + w.stream.count, 0);
-  let written = 0;
-  await checkOutput(o.out, rules);
-  await writeAtomically(o.out, async (dir) => {
-    await writer(dir, toWrite, () => o.onProgress?.('write', ++written, total));
-    await result.extraFiles?.(dir);
-    await writeFile(join(dir, MANIFEST), manifest);
-  });
-  return parseManifest(manifest, join(o.out, MANIFEST));
+    fields: result.fields,
+    files: splits.files,
+    train: result.stream.count,
+    test: splits.test ? toWrite[1].stream.count : null,
+    write: (dir, onImage) => writer(dir, toWrite, () => onImage(1)),
+    extraFiles: result.extraFiles,
+  };
 }
+
+/** What both paths give the job: the shape, the method's fields, the files read, the writing. */
+type PreparedJob = RecordsJob & Pick<Protected, 'extraFiles'> & Shape;
 
 /** `protect` for a noise method: the name the library had before the one job. */
 export function protectWithNoise(o: NoiseProtectOptions): Promise<Manifest> {
