@@ -12,6 +12,8 @@ import { searchDataset } from '../src/shortcut/search.js';
 import { applyShortcut } from '../src/shortcut/apply.js';
 import {
   applyCountermeasure,
+  COUNTERMEASURES,
+  type Countermeasure,
   countermeasureName,
   parseCountermeasure,
 } from '../src/train/countermeasures.js';
@@ -19,6 +21,13 @@ import { OnepixelError } from '../src/errors.js';
 import { CIFAR_DIR, headOf, noNumpy, runPython } from './helpers.js';
 
 const N = 600;
+
+/** The countermeasure's result (never stopped here: no shouldStop). */
+async function applied(ds: Dataset, c: Countermeasure): Promise<Dataset> {
+  const out = await applyCountermeasure(ds, c);
+  assert.ok(out, 'stopped without being asked to');
+  return out;
+}
 
 describe('countermeasures', () => {
   let protectedSet: Dataset;
@@ -90,7 +99,7 @@ describe('countermeasures', () => {
       skip: noNumpy(),
     },
     async () => {
-      const gray = await applyCountermeasure(protectedSet, { kind: 'grayscale' });
+      const gray = await applied(protectedSet, { kind: 'grayscale' });
       const n = 20; // one argv string (at most 128 KB) carries them to python
       const hwc = Buffer.from(protectedSet.images.subarray(0, n * 3072)).toString('base64');
       const expected = runPython(
@@ -118,7 +127,7 @@ describe('countermeasures', () => {
     'jpeg:10 equals PIL at quality 10 and removes the exact shortcut colour from most images',
     { skip: noNumpy() },
     async () => {
-      const jpeg = await applyCountermeasure(protectedSet, parseCountermeasure('jpeg:10'));
+      const jpeg = await applied(protectedSet, parseCountermeasure('jpeg:10'));
       assert.equal(jpeg.images.length, protectedSet.images.length);
       let kept = 0;
       for (let i = 0; i < N; i++) {
@@ -156,11 +165,35 @@ describe('countermeasures', () => {
       );
     };
     for (const name of ['median:3', 'mean:3', 'bdr:2', 'gaussian:1', 'gaussian:0.1']) {
-      const out = await applyCountermeasure(protectedSet, parseCountermeasure(name));
+      const out = await applied(protectedSet, parseCountermeasure(name));
       let kept = 0;
       for (let i = 0; i < N; i++) if (at(out, i).join() === at(protectedSet, i).join()) kept++;
       if (name === 'gaussian:0.1') assert.equal(kept, N, name);
       else assert.ok(kept < N / 2, `${name}: ${kept} of ${N} keep the shortcut colour`);
+    }
+  });
+
+  it('every countermeasure gives the event loop turns and stops when asked (a signal)', async () => {
+    // A timer stands for a signal's handler: it can only run if the transform yields. It asks
+    // for the stop; the transform must then end with null, well before the work is done.
+    const names = ['grayscale', 'jpeg:10', 'bdr:2', 'median:3', 'mean:3', 'gaussian:1'];
+    names.push('orthogonal-projection');
+    const kinds = COUNTERMEASURES.map((c) => c.replace(/[[:].*/, '')).filter((c) => c !== 'none');
+    assert.deepEqual(kinds.sort(), names.map((n) => parseCountermeasure(n).kind).sort());
+    for (const name of names) {
+      const c = parseCountermeasure(name);
+      let asked = false;
+      const timer = setImmediate(() => (asked = true));
+      let images = 0;
+      const out = await applyCountermeasure(
+        protectedSet,
+        c,
+        (done) => (images = done),
+        () => asked,
+      );
+      clearImmediate(timer);
+      assert.equal(out, null, `${name}: not stopped`);
+      assert.ok(images < N, `${name}: ran to the end (${images} images) before stopping`);
     }
   });
 });

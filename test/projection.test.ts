@@ -32,7 +32,13 @@ describe('orthogonal projection', { skip: noNumpy() }, () => {
   it('the linear fit equals a numpy replay of the same Adam steps (float64)', async () => {
     const n = 300;
     const opts = { epochs: 2, batchSize: 64, lr: 1e-3 };
-    const w = fitLinear(ops.images.subarray(0, n * D), ops.labels.subarray(0, n), ops, 10, opts);
+    const w = await fitLinear(
+      ops.images.subarray(0, n * D),
+      ops.labels.subarray(0, n),
+      ops,
+      10,
+      opts,
+    );
     const dir = await tmp();
     writeFileSync(path.join(dir, 'x.bin'), ops.images.subarray(0, n * D));
     writeFileSync(path.join(dir, 'y.bin'), ops.labels.subarray(0, n));
@@ -65,7 +71,7 @@ describe('orthogonal projection', { skip: noNumpy() }, () => {
 
   it('projecting off the weights equals numpy (np.linalg.qr, x − QQᵀx, rounded)', async () => {
     const n = 500;
-    const w = fitLinear(ops.images, ops.labels, ops, 10, { epochs: 1 });
+    const w = await fitLinear(ops.images, ops.labels, ops, 10, { epochs: 1 });
     const q = orthonormalRows(w, 10);
     assert.equal(q.length, 10);
     for (let i = 0; i < 10; i++)
@@ -75,7 +81,7 @@ describe('orthogonal projection', { skip: noNumpy() }, () => {
         assert.ok(Math.abs(dot - (i === j ? 1 : 0)) < 1e-12, `q${i}·q${j} = ${dot}`);
       }
     const ours = new Uint8Array(n * D);
-    projectOut(ops.images.subarray(0, n * D), ours, q, n);
+    await projectOut(ops.images.subarray(0, n * D), ours, q, n);
     const dir = await tmp();
     writeFileSync(path.join(dir, 'x.bin'), ops.images.subarray(0, n * D));
     writeFileSync(path.join(dir, 'w.bin'), w);
@@ -112,11 +118,12 @@ describe('orthogonal projection', { skip: noNumpy() }, () => {
       ['clean', clean],
       ['ops', ops],
     ] as const)
-      fitLinear(ds.images, ds.labels, ds, 10, {
+      await fitLinear(ds.images, ds.labels, ds, 10, {
         epochs: 4,
         onEpoch: (_e, _loss, a) => (acc[name] = a),
       });
     const projected = await applyCountermeasure(ops, { kind: 'orthogonal-projection' });
+    assert.ok(projected, 'not stopped');
     let kept = 0;
     for (let i = 0; i < N; i++) {
       const { row, col, value } = pixels.classes[ops.labels[i]].pixels[0];

@@ -214,14 +214,11 @@ export async function runAudit(
   const cells: AuditCell[] = [];
   const transformed = new Map<string, TrainingData>();
   /** A dataset's training images under a config's countermeasure (made once, kept for reuse). */
-  const dataFor = async (name: string, config: TrainConfig) => {
+  const dataFor = async (name: string, config: TrainConfig, shouldStop?: () => boolean) => {
     const plain = (data.get(name) as { data: TrainingData }).data;
     const key = `${name}\n${config.countermeasure ?? ''}`;
-    let d = transformed.get(key);
-    if (!d) {
-      d = await jobData(config, plain);
-      if (config.countermeasure) transformed.set(key, d);
-    }
+    const d = transformed.get(key) ?? (await jobData(config, plain, undefined, shouldStop));
+    if (d && config.countermeasure) transformed.set(key, d);
     return d;
   };
   for (const c of planned) {
@@ -242,13 +239,10 @@ export async function runAudit(
       checkpoint: join(dir, 'checkpoint'),
     };
     const meta = { backend: plan.backend, data: d.dir, strategy: row, preset: plan.preset };
-    const results = await runTrainJob(
-      config,
-      await dataFor(d.name, config),
-      files,
-      meta,
-      hooks(folder),
-    );
+    const cellHooks = hooks(folder);
+    const train = await dataFor(d.name, config, cellHooks.shouldStop);
+    if (!train) return cells; // stopped while the countermeasure ran: nothing of the cell to keep
+    const results = await runTrainJob(config, train, files, meta, cellHooks);
     if (!results.finished) return cells;
     cells.push({ dataset: d.name, model, strategy: row, seed, folder, results });
     log(`${folder}: ${(100 * (results.finalTestAccuracy ?? 0)).toFixed(2)}% clean-test accuracy`);

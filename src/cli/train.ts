@@ -9,7 +9,7 @@ import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { MODELS } from '../nn/models/index.js';
 import { SCHEDULES } from '../nn/schedule.js';
 import { COUNTERMEASURES } from '../train/countermeasures.js';
-import { openTrainingData } from '../train/data.js';
+import { openTrainingData, type TrainingData } from '../train/data.js';
 import { CHECKPOINT_MARKER } from '../nn/checkpoint.js';
 import { jobConfig, jobData, type JobSpec, runTrainJob, TRAIN_STRATEGIES } from '../train/job.js';
 import type { TrainConfig } from '../train/loop.js';
@@ -135,10 +135,12 @@ export function trainCommand(): Command {
       const backend = await initEngine(f.backend);
       const config = configFrom(f, backend);
       let cmBar: ProgressBar | null = null;
-      const data = await jobData(config, await openTrainingData(f.data, f.dataset), (done, n) => {
+      // Until training starts a signal aborts at once (nothing is written yet), so no shouldStop:
+      // the countermeasure gives the event loop turns for the handler, and is never null here.
+      const data = (await jobData(config, await openTrainingData(f.data, f.dataset), (done, n) => {
         cmBar ??= progressBar(`countermeasure ${config.countermeasure}`, n, 'img');
         cmBar?.update(done);
-      });
+      })) as TrainingData;
       (cmBar as ProgressBar | null)?.stop();
       await mkdir(dirname(results), { recursive: true });
       const stop = stopOnSignals('stopping after this step; writing a checkpoint');

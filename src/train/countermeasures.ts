@@ -24,6 +24,7 @@ import {
   gaussianKernelSize,
   medianFilter,
 } from '../transforms/filters.js';
+import { breathe, Stopped } from '../transforms/cooperate.js';
 import { jpegRoundTrip } from '../transforms/jpeg.js';
 import { bitDepth, grayscale } from '../transforms/pixels.js';
 import { fitLinear, orthonormalRows, projectOut } from '../transforms/projection.js';
@@ -124,50 +125,72 @@ export function countermeasureName(c: Countermeasure): string {
 }
 
 /** Runs a per-image transform over every image of `ds` into a new dataset. */
-function perImage(
+async function perImage(
   ds: Dataset,
   f: (src: Uint8Array, dst: Uint8Array) => void,
   onImage?: (done: number, total: number) => void,
-): Dataset {
+  shouldStop?: () => boolean,
+): Promise<Dataset> {
   const size = imageSize(ds);
   const n = ds.labels.length;
   const out = new Uint8Array(n * size);
   for (let i = 0; i < n; i++) {
+    if (i % 500 === 499) await breathe(shouldStop);
     f(ds.images.subarray(i * size, (i + 1) * size), out.subarray(i * size, (i + 1) * size));
     if (onImage && (i % 1000 === 999 || i === n - 1)) onImage(i + 1, n);
   }
   return { ...ds, images: out };
 }
 
-/** Applies `c` to a copy of the training set (the input is not modified). */
+/**
+ * Applies `c` to a copy of the training set (the input is not modified). The work gives the
+ * event loop a turn every few hundred images (a signal's handler runs at once) and asks
+ * `shouldStop`: when it says yes, the result is null.
+ */
 export async function applyCountermeasure(
   ds: Dataset,
   c: Countermeasure,
   onImage?: (done: number, total: number) => void,
+  shouldStop?: () => boolean,
+): Promise<Dataset | null> {
+  try {
+    return await transformed(ds, c, onImage, shouldStop);
+  } catch (e) {
+    if (e instanceof Stopped) return null;
+    throw e;
+  }
+}
+
+async function transformed(
+  ds: Dataset,
+  c: Countermeasure,
+  onImage?: (done: number, total: number) => void,
+  shouldStop?: () => boolean,
 ): Promise<Dataset> {
   switch (c.kind) {
     case 'none':
       return ds;
     case 'grayscale':
-      return perImage(ds, (s, d) => grayscale(s, d, ds.channels), onImage);
+      return perImage(ds, (s, d) => grayscale(s, d, ds.channels), onImage, shouldStop);
     case 'bdr':
-      return perImage(ds, (s, d) => bitDepth(s, d, c.bits), onImage);
+      return perImage(ds, (s, d) => bitDepth(s, d, c.bits), onImage, shouldStop);
     case 'median':
-      return perImage(ds, (s, d) => medianFilter(s, d, ds, c.size), onImage);
+      return perImage(ds, (s, d) => medianFilter(s, d, ds, c.size), onImage, shouldStop);
     case 'mean':
-      return perImage(ds, (s, d) => boxFilter(s, d, ds, c.size), onImage);
+      return perImage(ds, (s, d) => boxFilter(s, d, ds, c.size), onImage, shouldStop);
     case 'gaussian':
-      return perImage(ds, (s, d) => gaussianFilter(s, d, ds, c.sigma, c.size), onImage);
+      return perImage(ds, (s, d) => gaussianFilter(s, d, ds, c.sigma, c.size), onImage, shouldStop);
     case 'jpeg': {
       const out = new Uint8Array(ds.images.length);
-      await jpegRoundTrip(ds.images, out, ds, ds.labels.length, c.quality, onImage);
+      const n = ds.labels.length;
+      await jpegRoundTrip(ds.images, out, ds, n, c.quality, onImage, shouldStop);
       return { ...ds, images: out };
     }
     case 'orthogonal-projection': {
       const n = ds.labels.length;
-      const w = fitLinear(ds.images, ds.labels, ds, ds.classNames.length);
+      const w = await fitLinear(ds.images, ds.labels, ds, ds.classNames.length, { shouldStop });
       const out = new Uint8Array(ds.images.length);
-      projectOut(ds.images, out, orthonormalRows(w, ds.classNames.length), n);
+      await projectOut(ds.images, out, orthonormalRows(w, ds.classNames.length), n, shouldStop);
       onImage?.(n, n);
       return { ...ds, images: out };
     }

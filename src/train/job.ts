@@ -95,20 +95,25 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
 
 const warmup = (epochs: number) => (epochs > 0 ? { warmupEpochs: epochs } : {});
 
-/** The training data a config trains on: its countermeasure applied to the training images. */
+/**
+ * The training data a config trains on: its countermeasure applied to the training images; null
+ * when `shouldStop` said yes on the way (a signal).
+ */
 export async function jobData(
   config: TrainConfig,
   data: TrainingData,
   onProgress?: (done: number, total: number) => void,
-): Promise<TrainingData> {
+  shouldStop?: () => boolean,
+): Promise<TrainingData | null> {
   if (!config.countermeasure) return data;
   const total = data.train.labels.length;
   const train = await applyCountermeasure(
     data.train,
     parseCountermeasure(config.countermeasure),
     (done) => onProgress?.(done, total),
+    shouldStop,
   );
-  return { ...data, train };
+  return train && { ...data, train };
 }
 
 export interface JobFiles {

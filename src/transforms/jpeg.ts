@@ -7,9 +7,13 @@
  */
 import os from 'node:os';
 import { fail } from '../errors.js';
+import { Stopped } from './cooperate.js';
 import type { Geometry } from './pil.js';
 
-/** Round-trips `count` consecutive images of `images` into `out`; `onImage` reports progress. */
+/**
+ * Round-trips `count` consecutive images of `images` into `out`; `onImage` reports progress;
+ * `shouldStop` is asked before each image (true: Stopped is thrown).
+ */
 export async function jpegRoundTrip(
   images: Uint8Array,
   out: Uint8Array,
@@ -17,6 +21,7 @@ export async function jpegRoundTrip(
   count: number,
   quality: number,
   onImage?: (done: number, total: number) => void,
+  shouldStop?: () => boolean,
 ): Promise<void> {
   const { default: sharp } = await import('sharp');
   const size = g.height * g.width * g.channels;
@@ -25,6 +30,7 @@ export async function jpegRoundTrip(
   let done = 0;
   const worker = async () => {
     for (let i = next++; i < count; i = next++) {
+      if (shouldStop?.()) throw new Stopped();
       const img = images.subarray(i * size, (i + 1) * size);
       const encoded = await sharp(img, { raw })
         .jpeg({ quality, chromaSubsampling: '4:2:0', trellisQuantisation: false, mozjpeg: false })

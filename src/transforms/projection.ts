@@ -14,6 +14,7 @@
  * W·x by Adam (β1 0.9, β2 0.999, ε 1e-8, bias-corrected) on minibatches taken in the dataset's
  * order, all in float64; deterministic, and replayed by the test in numpy.
  */
+import { breathe } from './cooperate.js';
 import type { Geometry } from './pil.js';
 
 export interface LinearFitOptions {
@@ -25,6 +26,8 @@ export interface LinearFitOptions {
   lr?: number;
   /** Called after each epoch with the epoch's mean loss and training accuracy. */
   onEpoch?: (epoch: number, loss: number, accuracy: number) => void;
+  /** Asked every few minibatches (the event loop runs in between); true stops with Stopped. */
+  shouldStop?: () => boolean;
 }
 
 const UNIT = Float64Array.from({ length: 256 }, (_, v) => v / 255);
@@ -47,13 +50,13 @@ function dot(a: Float64Array, i: number, b: Float64Array, j: number, n: number):
 }
 
 /** Fits the bias-free linear softmax classifier; returns W as K rows of D = H·W·C weights. */
-export function fitLinear(
+export async function fitLinear(
   images: Uint8Array,
   labels: ArrayLike<number>,
   g: Geometry,
   classes: number,
   opts: LinearFitOptions = {},
-): Float64Array {
+): Promise<Float64Array> {
   const D = g.height * g.width * g.channels;
   const K = classes;
   const n = labels.length;
@@ -72,6 +75,7 @@ export function fitLinear(
     let loss = 0;
     let correct = 0;
     for (let start = 0; start < n; start += bs) {
+      if (t % 8 === 7) await breathe(opts.shouldStop);
       const b = Math.min(bs, n - start);
       for (let k = 0; k < b * D; k++) x[k] = UNIT[images[start * D + k]];
       // Softmax probabilities minus the one-hot target, divided by the batch size.
@@ -139,16 +143,21 @@ export function orthonormalRows(w: Float64Array, K: number): Float64Array[] {
   return q;
 }
 
-/** dst = clamp(⌊255·(x − QQᵀx) + ½⌋, 0, 255) for each image x = src/255 (count images). */
-export function projectOut(
+/**
+ * dst = clamp(⌊255·(x − QQᵀx) + ½⌋, 0, 255) for each image x = src/255 (count images); asks
+ * `shouldStop` every 1,000 images.
+ */
+export async function projectOut(
   src: Uint8Array,
   dst: Uint8Array,
   basis: Float64Array[],
   count: number,
-): void {
+  shouldStop?: () => boolean,
+): Promise<void> {
   const D = src.length / count;
   const x = new Float64Array(D);
   for (let i = 0; i < count; i++) {
+    if (i % 1000 === 999) await breathe(shouldStop);
     const o = i * D;
     for (let d = 0; d < D; d++) x[d] = UNIT[src[o + d]];
     const coef = basis.map((b) => dot(b, 0, x, 0, D));
