@@ -7,6 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Shape } from '../data/dataset.js';
+import { type SimdSums, simdSums } from './simd-sums.js';
 import { channelPairs, type ClassStats } from './stats.js';
 
 /** Where a record's label and planes are. */
@@ -17,6 +18,9 @@ export interface RecordLayout extends Shape {
   /** Offset of the first plane. */
   pixelsAt: number;
 }
+
+/** Bytes of the SIMD kernel's memory that records are copied into, before its sums. */
+const SIMD_ROWS = 1 << 20;
 
 /** Integer partial sums flush to doubles before they could overflow 32 bits (255²·65536 < 2³²). */
 const FLUSH_EVERY = 65536;
@@ -32,6 +36,8 @@ export class RecordStatsAccumulator {
   private readonly pSq: Uint32Array;
   private readonly pCross: Uint32Array | null;
   private readonly pending: Int32Array;
+  /** The SIMD kernel (./simd-sums.ts), whose memory holds pSum and pSq; null: JavaScript. */
+  private readonly simd: SimdSums | null;
 
   constructor(
     private readonly layout: RecordLayout,
@@ -46,17 +52,53 @@ export class RecordStatsAccumulator {
     this.sum = new Float64Array(classes * this.size);
     this.sumSq = new Float64Array(classes * this.size);
     this.cross = withCross ? new Float64Array(crossLen) : null;
-    this.pSum = new Uint32Array(classes * this.size);
-    this.pSq = new Uint32Array(classes * this.size);
+    const partial = classes * this.size * 4;
+    this.simd = this.size % 16 === 0 ? simdSums(SIMD_ROWS + 2 * partial) : null;
+    const mem = this.simd?.bytes.buffer;
+    this.pSum = mem
+      ? new Uint32Array(mem, SIMD_ROWS, classes * this.size)
+      : new Uint32Array(classes * this.size);
+    this.pSq = mem
+      ? new Uint32Array(mem, SIMD_ROWS + partial, classes * this.size)
+      : new Uint32Array(classes * this.size);
     this.pCross = withCross ? new Uint32Array(crossLen) : null;
     this.pending = new Int32Array(classes);
   }
 
+  /** Whether the sums run on the SIMD kernel (rows a multiple of 16 bytes, SIMD available). */
+  get usesSimd(): boolean {
+    return this.simd !== null;
+  }
+
   /** Adds every record of `bytes` (whole records; labels already checked). */
   addRecords(bytes: Uint8Array): void {
+    const R = this.layout.recordBytes;
+    const whole = bytes.length - (bytes.length % R);
+    if (!this.simd) return this.addRecordsJs(bytes.subarray(0, whole));
+    // Through the kernel's memory, as many records at a time as its row area holds.
+    const per = Math.max(1, Math.floor(SIMD_ROWS / R)) * R;
+    for (let at = 0; at < whole; at += per)
+      this.addRecordsSimd(bytes.subarray(at, Math.min(whole, at + per)));
+  }
+
+  private addRecordsSimd(bytes: Uint8Array): void {
+    const simd = this.simd as SimdSums;
     const { recordBytes, labelAt, pixelsAt } = this.layout;
     const size = this.size;
-    for (let off = 0; off + recordBytes <= bytes.length; off += recordBytes) {
+    simd.bytes.set(bytes, 0);
+    const sums = this.pSum.byteOffset;
+    const squares = this.pSq.byteOffset;
+    for (let off = 0; off < bytes.length; off += recordBytes) {
+      const label = bytes[off + labelAt];
+      simd.acc(off + pixelsAt, sums + 4 * label * size, squares + 4 * label * size, size);
+      this.counted(bytes.subarray(off + pixelsAt, off + pixelsAt + size), label);
+    }
+  }
+
+  private addRecordsJs(bytes: Uint8Array): void {
+    const { recordBytes, labelAt, pixelsAt } = this.layout;
+    const size = this.size;
+    for (let off = 0; off < bytes.length; off += recordBytes) {
       const label = bytes[off + labelAt];
       const base = label * size;
       const x = bytes.subarray(off + pixelsAt, off + pixelsAt + size);
@@ -67,10 +109,15 @@ export class RecordStatsAccumulator {
         s[j] += v;
         q[j] += v * v;
       }
-      if (this.pCross) this.addCross(x, label);
-      this.counts[label]++;
-      if (++this.pending[label] === FLUSH_EVERY) this.flush(label);
+      this.counted(x, label);
     }
+  }
+
+  /** The cross products (when gathered), the count, and a flush before 32 bits could overflow. */
+  private counted(x: Uint8Array, label: number): void {
+    if (this.pCross) this.addCross(x, label);
+    this.counts[label]++;
+    if (++this.pending[label] === FLUSH_EVERY) this.flush(label);
   }
 
   private addCross(x: Uint8Array, label: number): void {
