@@ -34,6 +34,8 @@ const MB = 1024 * 1024;
 /** Targets from the issue. */
 const TARGET_SEARCH_S = 0.5;
 const TARGET_PROTECT_S = 2;
+/** Whole protect (read, search, write, manifest) against the peer's search alone (issue 11). */
+const TARGET_PROTECT_VS_PEER = 15;
 
 interface Pixel {
   label: number;
@@ -469,6 +471,9 @@ async function parent(argv: string[]): Promise<void> {
     name: 'targets',
     searchUnderHalfSecond: search < TARGET_SEARCH_S,
     protectUnderTwoSeconds: protectRow.seconds < TARGET_PROTECT_S,
+    protectVsPeerSearch: quick
+      ? null
+      : round((official.m.peerSeconds as number) / protectRow.seconds, 1),
     searchExtraRssMB: round(extraMB, 1),
     datasetMB: official.m.datasetMB,
     loadAverage1mAtEnd: round(os.loadavg()[0], 2),
@@ -497,6 +502,11 @@ async function parent(argv: string[]): Promise<void> {
     log(
       `peer: ${String(official.m.peerSeconds)} s${peerNote}; onepixel is ${String(official.m.ratio)}× ` +
         `faster (${String(single.m.ratio)}× on one thread)`,
+    );
+    const whole = targets.protectVsPeerSearch as number;
+    log(
+      `whole protect (${protectRow.seconds.toFixed(2)} s, process start to exit) vs the peer's search ` +
+        `alone: ${whole}× (target ≥ ${TARGET_PROTECT_VS_PEER}×: ${whole >= TARGET_PROTECT_VS_PEER ? 'met' : 'NOT met'})`,
     );
     if (mismatches.length === 0)
       log(`pixels: the peer's (row, col, value) equal onepixel's for all ${peerClasses} classes`);
