@@ -167,6 +167,9 @@ export async function writeAtomically(
   await mkdir(tmp);
   pending.add(tmp);
   try {
+    // A signal may have come while the folder was being made: removePending then no longer sees
+    // it in time, so stop here (the finally removes it).
+    throwIfAborting();
     await fill(tmp);
     throwIfAborting();
     await replaceDir(tmp, out);
@@ -201,12 +204,14 @@ export async function yieldToSignals(): Promise<void> {
  */
 export async function removePending(): Promise<void> {
   aborting = true;
-  const dirs = [...pending];
+  // Folders registered after the signal (a write that was about to start) count too.
+  const dirs = new Set(pending);
   for (let attempt = 0, clean = 0; attempt < 200 && clean < 2; attempt++) {
+    for (const p of pending) dirs.add(p);
     await Promise.all(
-      dirs.map((p) => rm(p, { recursive: true, force: true }).catch(() => undefined)),
+      [...dirs].map((p) => rm(p, { recursive: true, force: true }).catch(() => undefined)),
     );
-    const left = await Promise.all(dirs.map(exists));
+    const left = await Promise.all([...dirs].map(exists));
     clean = left.some(Boolean) ? 0 : clean + 1;
     await new Promise((r) => setTimeout(r, 25));
   }

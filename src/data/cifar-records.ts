@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { fail } from '../errors.js';
+import { throwIfAborting } from '../output.js';
 import type { SourceFile } from './dataset.js';
 import { type CifarFolder, fileSize, recordCount } from './cifar.js';
 import { PIXELS } from './cifar-decode.js';
@@ -53,6 +54,7 @@ async function eachChunk(
   );
   try {
     for (let first = 0; first < file.count; first += CHUNK_RECORDS) {
+      throwIfAborting(); // a signal: stop between chunks (the abort removes the output)
       const n = Math.min(CHUNK_RECORDS, file.count - first);
       const chunk = (await buffer()).subarray(0, n * recordBytes);
       let got = 0;
