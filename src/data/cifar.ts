@@ -35,8 +35,8 @@ export const CIFAR10_CLASSES = [
 ];
 export const CIFAR10_TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 
-export const C10: Layout = { labelBytes: 1, fineClasses: 10, coarseClasses: 0 };
-export const C100: Layout = { labelBytes: 2, fineClasses: 100, coarseClasses: 20 };
+const C10: Layout = { labelBytes: 1, fineClasses: 10, coarseClasses: 0 };
+const C100: Layout = { labelBytes: 2, fineClasses: 100, coarseClasses: 20 };
 
 /** Whole records in a file of `bytes` bytes, or an error naming the file. */
 export function recordCount(path: string, bytes: number, recordBytes: number): number {
@@ -148,7 +148,6 @@ export interface CifarFolder {
   coarseClassNames?: string[];
   /** The training files, then the test file when there is one. */
   splits: Array<{ paths: string[]; what: string }>;
-  hasTest: boolean;
 }
 
 /** CIFAR-10: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt (optional). */
@@ -159,7 +158,6 @@ export async function cifar10Folder(dir: string): Promise<CifarFolder> {
   return {
     layout: C10,
     classNames,
-    hasTest,
     splits: [
       { paths: CIFAR10_TRAIN_FILES.map((f) => join(dir, f)), what: 'CIFAR-10 training batch' },
       ...(hasTest ? [{ paths: [testPath], what: 'CIFAR-10 test batch' }] : []),
@@ -177,7 +175,6 @@ export async function cifar100Folder(dir: string): Promise<CifarFolder> {
     layout: C100,
     classNames,
     coarseClassNames,
-    hasTest,
     splits: [
       { paths: [join(dir, 'train.bin')], what: 'CIFAR-100 training set' },
       ...(hasTest ? [{ paths: [testPath], what: 'CIFAR-100 test set' }] : []),
@@ -188,20 +185,20 @@ export async function cifar100Folder(dir: string): Promise<CifarFolder> {
 /** CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin (optional), batches.meta.txt. */
 export async function readCifar10(dir: string): Promise<DatasetSplits<Dataset>> {
   const folder = await cifar10Folder(dir);
-  const { datasets, files } = await readSplits(folder.splits, C10, folder.classNames);
+  const { datasets, files } = await readSplits(folder.splits, folder.layout, folder.classNames);
   return { format: 'cifar10', dataDir: dir, train: datasets[0], test: datasets[1] ?? null, files };
 }
 
 /** CIFAR-100 binary version: train.bin, test.bin (optional), fine/coarse_label_names.txt. */
 export async function readCifar100(dir: string): Promise<DatasetSplits<Dataset>> {
   const folder = await cifar100Folder(dir);
-  const { datasets, files } = await readSplits(folder.splits, C100, folder.classNames);
+  const { datasets, files } = await readSplits(folder.splits, folder.layout, folder.classNames);
   const coarseClassNames = folder.coarseClassNames;
   const [train, test] = datasets.map((ds): Dataset => ({ ...ds, coarseClassNames }));
   return { format: 'cifar100', dataDir: dir, train, test: test ?? null, files };
 }
 
-export async function readNames(
+async function readNames(
   path: string,
   expected: number,
   fallback: string[] | null,

@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Dataset } from '../data/dataset.js';
-import { type ClassStats, datasetStats } from './stats.js';
+import { addStats, type ClassStats, datasetStats } from './stats.js';
 
 /** Below this many pixel bytes, starting workers costs more than it saves. */
 const MIN_PARALLEL_BYTES = 16 << 20;
@@ -28,10 +28,6 @@ export function shared(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(new SharedArrayBuffer(bytes.length));
   out.set(bytes);
   return out;
-}
-
-function addInto(a: Float64Array, b: Float64Array): void {
-  for (let i = 0; i < a.length; i++) a[i] += b[i];
 }
 
 /** Dataset statistics using up to `threads` threads (default: the machine's cores). */
@@ -75,12 +71,5 @@ export async function datasetStatsParallel(
         }),
     ),
   );
-  const total = parts[0];
-  for (const part of parts.slice(1)) {
-    addInto(total.counts, part.counts);
-    addInto(total.sum, part.sum);
-    addInto(total.sumSq, part.sumSq);
-    if (total.cross && part.cross) addInto(total.cross, part.cross);
-  }
-  return total;
+  return parts.slice(1).reduce(addStats, parts[0]);
 }

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Shape } from '../data/dataset.js';
 import { type SimdSums, simdSums } from './simd-sums.js';
-import { channelPairs, type ClassStats } from './stats.js';
+import { addStats, channelPairs, type ClassStats } from './stats.js';
 
 /** Where a record's label and planes are. */
 export interface RecordLayout extends Shape {
@@ -258,15 +258,7 @@ export class RecordStatsPool {
     const mine = this.local.finish();
     if (!this.worker) return mine;
     this.worker.postMessage({ finish: true });
-    const theirs = await (this.result as Promise<ClassStats>);
-    const add = (a: Float64Array, b: Float64Array) => {
-      for (let i = 0; i < a.length; i++) a[i] += b[i];
-    };
-    add(mine.counts, theirs.counts);
-    add(mine.sum, theirs.sum);
-    add(mine.sumSq, theirs.sumSq);
-    if (mine.cross && theirs.cross) add(mine.cross, theirs.cross);
-    return mine;
+    return addStats(mine, await (this.result as Promise<ClassStats>));
   }
 
   /** Stops the worker (after a failed read). */

@@ -123,6 +123,18 @@ export class StatsAccumulator {
   }
 }
 
+/** Adds `part`'s sums into `total` (two passes over parts of the same data); returns `total`. */
+export function addStats(total: ClassStats, part: ClassStats): ClassStats {
+  const add = (a: Float64Array, b: Float64Array) => {
+    for (let i = 0; i < a.length; i++) a[i] += b[i];
+  };
+  add(total.counts, part.counts);
+  add(total.sum, part.sum);
+  add(total.sumSq, part.sumSq);
+  if (total.cross && part.cross) add(total.cross, part.cross);
+  return total;
+}
+
 /** Statistics of an in-memory dataset. */
 export function datasetStats(ds: Dataset, withCross: boolean): ClassStats {
   const acc = new StatsAccumulator(ds, ds.classNames.length, withCross);
