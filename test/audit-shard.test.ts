@@ -7,15 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { writeNpy } from '../src/data/npy.js';
-import {
-  cifarClassNames,
-  cifarDataset,
-  cifarRecords,
-  runCli,
-  splits,
-  tempDirs,
-} from './helpers.js';
+import { runCli, smallAudit, tempDirs } from './helpers.js';
 
 const tmp = tempDirs('audit-shard');
 
@@ -40,34 +32,7 @@ async function results(dir: string): Promise<Results> {
 describe('sharded audit', () => {
   it('shards cover every cell once and assemble into the single audit’s results', async () => {
     const work = await tmp();
-    const names = await cifarClassNames();
-    const clean = path.join(work, 'clean');
-    await mkdir(clean);
-    await writeNpy(
-      clean,
-      splits(
-        cifarDataset(await cifarRecords('data_batch_1.bin', 300), names),
-        cifarDataset(await cifarRecords('test_batch.bin', 60), names),
-      ),
-    );
-    const ops = path.join(work, 'ops');
-    assert.equal(
-      (await runCli(['protect', '--dataset', 'npy', '--data-dir', clean, '--out', ops])).code,
-      0,
-    );
-    const args = [
-      'audit',
-      '--clean',
-      clean,
-      '--protected',
-      ops,
-      '--models',
-      'lenet5',
-      '--seeds',
-      '0,1',
-      '--epochs',
-      '2',
-    ];
+    const args = ['audit', ...(await smallAudit(work, 'data_batch_1.bin'))];
 
     const listed = await runCli([...args, '--list-cells']);
     assert.equal(listed.code, 0, listed.stderr);

@@ -13,6 +13,7 @@ import { after } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { imageSize, streamOf, type Dataset } from '../src/data/dataset.js';
 import type { SplitToWrite } from '../src/data/write.js';
+import { writeNpy } from '../src/data/npy.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, type BackendName } from '../src/nn/engine.js';
 
@@ -288,4 +289,37 @@ export async function on(
   assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
   assert.equal(tf.backend().numDataIds(), dataBefore, `${backend}: backend data leaked`);
   return values;
+}
+
+/**
+ * The small audit the shard tests run: 300 training images of `batch` and 60 test images as npy in
+ * `work/clean`, their OPS copy in `work/ops`; returns the audit flags (LeNet-5, seeds 0 and 1,
+ * 2 epochs) without `audit` and `--out`.
+ */
+export async function smallAudit(work: string, batch: string): Promise<string[]> {
+  const names = await cifarClassNames();
+  const clean = path.join(work, 'clean');
+  await mkdir(clean);
+  await writeNpy(
+    clean,
+    splits(
+      cifarDataset(await cifarRecords(batch, 300), names),
+      cifarDataset(await cifarRecords('test_batch.bin', 60), names),
+    ),
+  );
+  const ops = path.join(work, 'ops');
+  const p = await runCli(['protect', '--dataset', 'npy', '--data-dir', clean, '--out', ops]);
+  assert.equal(p.code, 0, p.stderr);
+  return [
+    '--clean',
+    clean,
+    '--protected',
+    ops,
+    '--models',
+    'lenet5',
+    '--seeds',
+    '0,1',
+    '--epochs',
+    '2',
+  ];
 }

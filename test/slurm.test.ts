@@ -14,13 +14,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { writeCifar10 } from '../src/data/cifar.js';
-import { writeNpy } from '../src/data/npy.js';
 import {
   childEnv,
   cifarClassNames,
   cifarDataset,
   cifarRecords,
   runCli,
+  smallAudit,
   splits,
   tempDirs,
 } from './helpers.js';
@@ -165,32 +165,7 @@ describe('sharded jobs on a real one-node Slurm', { skip: SKIP }, () => {
 
   it('audit: the cells array → report equals one audit', async () => {
     const work = await tmp();
-    const names = await cifarClassNames();
-    const clean = path.join(work, 'clean');
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(clean);
-    await writeNpy(
-      clean,
-      splits(
-        cifarDataset(await cifarRecords('data_batch_3.bin', 300), names),
-        cifarDataset(await cifarRecords('test_batch.bin', 60), names),
-      ),
-    );
-    const ops = path.join(work, 'ops');
-    const p = await runCli(['protect', '--dataset', 'npy', '--data-dir', clean, '--out', ops]);
-    assert.equal(p.code, 0, p.stderr);
-    const args = [
-      '--clean',
-      clean,
-      '--protected',
-      ops,
-      '--models',
-      'lenet5',
-      '--seeds',
-      '0,1',
-      '--epochs',
-      '2',
-    ];
+    const args = await smallAudit(work, 'data_batch_3.bin');
     const single = path.join(work, 'single');
     const s = await runCli(['audit', ...args, '--out', single]);
     assert.equal(s.code, 0, s.stderr);
