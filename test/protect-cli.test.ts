@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,19 +13,25 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import { CLI, childEnv, type CliResult as Result, runCli } from './helpers.js';
+import {
+  CIFAR_DIR,
+  CIFAR_RECORD as RECORD,
+  CIFAR_TRAIN_FILES as TRAIN_FILES,
+  CLI,
+  childEnv,
+  cifarRecordToHwc as recordToHwc,
+  FASHION_DIR,
+  NO_FASHION,
+  type CliResult as Result,
+  runCli,
+  sha256,
+} from './helpers.js';
 
 const ROOT = process.cwd();
-const CIFAR_DIR = path.resolve(ROOT, '../shared/data/cifar-10-batches-bin');
-const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 const HAVE_CIFAR = existsSync(path.join(CIFAR_DIR, 'data_batch_5.bin'));
-const HAVE_FASHION = existsSync(path.join(FASHION_DIR, 't10k-images-idx3-ubyte.gz'));
 const NO_CIFAR = HAVE_CIFAR ? false : `no CIFAR-10 at ${CIFAR_DIR}`;
-const NO_FASHION = HAVE_FASHION ? false : `no Fashion-MNIST at ${FASHION_DIR}`;
 
-const RECORD = 3073;
 const PLANE = 1024;
-const TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 const CLASSES = [
   'airplane',
   'automobile',
@@ -69,10 +74,6 @@ interface ManifestJson {
   version: string;
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -93,14 +94,6 @@ async function assertRefused(r: Result, out: string): Promise<void> {
   assert.equal(r.code, 1, describeRun(r));
   assert.ok(!existsSync(out), `${out} exists after a failed run`);
   assert.deepEqual(await tmpSiblings(path.dirname(out), path.basename(out)), []);
-}
-
-/** CIFAR planar record (label + R, G, B planes) → HWC image. */
-function recordToHwc(rec: Uint8Array): Uint8Array {
-  const hwc = new Uint8Array(PLANE * 3);
-  for (let p = 0; p < PLANE; p++)
-    for (let c = 0; c < 3; c++) hwc[p * 3 + c] = rec[1 + c * PLANE + p];
-  return hwc;
 }
 
 function parseNpy(b: Buffer): { shape: number[]; descr: string; data: Buffer } {
