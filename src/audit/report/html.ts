@@ -11,6 +11,7 @@ import type { AuditCell } from '../matrix.js';
 import { type CellSummary, formatStat, summarizeCells } from '../summary.js';
 import { summaryOf, tableLegend, type TableLayout } from './table.js';
 import { robustnessHtml } from './robustness.js';
+import { accuracyGrid } from './svg.js';
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
@@ -33,12 +34,7 @@ export function curveSvg(
   const epochs = Math.max(1, ...series.map((s) => s.values.length));
   const x = (e: number) => pad.l + (W - pad.l - pad.r) * (epochs === 1 ? 0.5 : e / (epochs - 1));
   const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
-  const grid = [0, 0.25, 0.5, 0.75, 1]
-    .map(
-      (a) =>
-        `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(a)}" y2="${y(a)}" stroke="#ddd"/><text x="${pad.l - 4}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}</text>`,
-    )
-    .join('');
+  const grid = accuracyGrid(pad.l, W - pad.r, y);
   const lines = series
     .map((s, i) => {
       const pts = s.values.map((v, e) => `${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');

@@ -7,6 +7,7 @@
 import type { AuditCell } from '../matrix.js';
 import { countermeasureName, parseCountermeasure } from '../../train/countermeasures.js';
 import type { TableLayout } from './table.js';
+import { accuracyGrid } from './svg.js';
 
 const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
@@ -51,12 +52,7 @@ export function robustnessSvg(
   const n = countermeasures.length;
   const x = (i: number) => pad.l + (W - pad.l - pad.r) * (n === 1 ? 0.5 : i / (n - 1));
   const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
-  const grid = [0, 0.25, 0.5, 0.75, 1]
-    .map(
-      (a) =>
-        `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(a)}" y2="${y(a)}" stroke="#ddd"/><text x="${pad.l - 4}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}</text>`,
-    )
-    .join('');
+  const grid = accuracyGrid(pad.l, W - pad.r, y);
   const labels = countermeasures
     .map(
       (c, i) =>
