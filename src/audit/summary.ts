@@ -66,9 +66,13 @@ export function summarizeCells(cells: readonly AuditCell[]): CellSummary[] {
   });
 }
 
-/** A percentage, with ± the sample sd when there are several seeds. */
-export function formatStat(s: Stat | undefined): string {
+/**
+ * A percentage, with ± the sample sd when there are several seeds. Given the audit's seed count,
+ * a value over fewer seeds (the other seeds' cells missing) says so: `59.56 (n = 1)`.
+ */
+export function formatStat(s: Stat | undefined, seeds = 0): string {
   if (!s || s.n === 0 || !Number.isFinite(s.mean)) return '—';
   const m = (100 * s.mean).toFixed(2);
-  return s.sd === null ? m : `${m} ± ${(100 * s.sd).toFixed(2)}`;
+  const text = s.sd === null ? m : `${m} ± ${(100 * s.sd).toFixed(2)}`;
+  return s.n < seeds ? `${text} (n = ${s.n})` : text;
 }

@@ -178,7 +178,7 @@ export function reportHtml(r: ReportInput): string {
           const tds = layout.datasets
             .map((d) => {
               const c = summaryOf(summaries, d, model, s);
-              return `<td>${esc(formatStat(c?.final))}</td><td>${esc(formatStat(c?.best))}${bestEpochs(c)}</td>`;
+              return `<td>${esc(formatStat(c?.final, seeds.length))}</td><td>${esc(formatStat(c?.best, seeds.length))}${bestEpochs(c)}</td>`;
             })
             .join('');
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;

@@ -28,7 +28,7 @@ export function summaryOf(
 export function tableLegend(seeds: readonly number[]): string {
   const over =
     seeds.length > 1
-      ? `Each value is the mean ± the sample standard deviation (n − 1) over ${seeds.length} seeds (${seeds.join(', ')}).`
+      ? `Each value is the mean ± the sample standard deviation (n − 1) over ${seeds.length} seeds (${seeds.join(', ')}); (n = k) marks a value over the k of them whose cells are present.`
       : `One seed (${seeds.join(', ')}).`;
   return (
     'Clean-test accuracy (%). final: after the last epoch, as in the paper’s tables; best: the ' +
@@ -52,7 +52,7 @@ export function markdownTable(
     for (const s of t.strategies) {
       const row = t.datasets.map((d) => {
         const c = summaryOf(summaries, d, model, s);
-        return `${formatStat(c?.final)} | ${formatStat(c?.best)}`;
+        return `${formatStat(c?.final, seeds.length)} | ${formatStat(c?.best, seeds.length)}`;
       });
       out.push(`| ${s} | ${row.join(' | ')} |`);
     }
