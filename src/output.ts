@@ -205,7 +205,7 @@ export async function yieldToSignals(): Promise<void> {
 export async function removePending(): Promise<void> {
   aborting = true;
   // Folders registered after the signal (a write that was about to start) count too.
-  const dirs = new Set(pending);
+  const dirs = new Set<string>();
   for (let attempt = 0, clean = 0; attempt < 200 && clean < 2; attempt++) {
     for (const p of pending) dirs.add(p);
     await Promise.all(

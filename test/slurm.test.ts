@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -101,7 +101,6 @@ describe('sharded jobs on a real one-node Slurm', { skip: SKIP }, () => {
     const names = await cifarClassNames();
     const train = cifarDataset(await cifarRecords('data_batch_2.bin', 400), names);
     const test = cifarDataset(await cifarRecords('test_batch.bin', 40), names);
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(data);
     await writeCifar10(data, splits(train, test));
     const single = path.join(work, 'single');
