@@ -191,6 +191,44 @@ describe('audit', () => {
     assert.match(d.stdout, /clean__lenet5__standard__s0-\w+: \d+\.\d\d% clean-test accuracy/);
   });
 
+  it('takes ueraser as a training countermeasure: the cell of --strategies ueraser, on the chart', async () => {
+    const out = path.join(await tmp(), 'ueraser');
+    const base = ['audit', '--clean', clean, '--protected', ops, '--epochs', '1', '--backend'];
+    const first = await run([...base, 'wasm', '--strategies', 'ueraser', '--out', out]);
+    assert.equal(first.code, 0, first.stderr);
+    const r = await run([...base, 'wasm', '--countermeasures', 'grayscale,ueraser', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    // The same identity as the strategy's own cells: reused, not retrained.
+    assert.equal(r.stdout.match(/ueraser__s0-\w+: done before/g)?.length, 2, r.stdout);
+    assert.equal(r.stdout.match(/grayscale__s0-\w+: \d+\.\d\d% clean-test accuracy/g)?.length, 2);
+    const res = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      rows: string[];
+      cells: Array<{ strategy: string; results: TrainResults }>;
+    };
+    assert.deepEqual(res.rows, ['standard+grayscale', 'ueraser']);
+    for (const c of res.cells.filter((x) => x.strategy === 'ueraser'))
+      assert.equal(c.results.config.strategy, 'ueraser');
+    const html = await readFile(path.join(out, 'report.html'), 'utf8');
+    const charts = html.match(/<svg class="robustness"[\s\S]*?<\/svg>/g) ?? [];
+    assert.equal(charts.length, 1);
+    assert.ok(charts[0].includes('>grayscale</text>') && charts[0].includes('>ueraser</text>'));
+  });
+
+  it('refuses ueraser as a countermeasure of another strategy, and a row named twice', async () => {
+    const out = path.join(await tmp(), 'bad-ueraser');
+    const base = ['audit', '--clean', clean, '--protected', ops, '--out', out];
+    const r = await run([...base, '--strategies', 'cutout', '--countermeasures', 'none,ueraser']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /--countermeasures ueraser: .*--strategies standard only \(not 'cutout'\)/,
+    );
+    const twice = await run([...base, '--countermeasures', 'none,jpeg:10,jpeg']);
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /row 'standard\+jpeg:10' named twice/);
+    assert.equal(existsSync(out), false);
+  });
+
   it('refuses an unknown countermeasure, naming the flag, before training anything', async () => {
     const out = path.join(await tmp(), 'bad');
     const r = await run([

@@ -61,6 +61,28 @@ describe('robustness chart', () => {
     assert.ok(report.includes('<h2>Robustness: accuracy per countermeasure</h2>'));
   });
 
+  it('puts UEraser, a training countermeasure, on the standard chart', () => {
+    const rows = ['standard', 'standard+jpeg:10', 'cutout', 'ueraser'];
+    const acc: Record<string, number[]> = {
+      clean: [0.8, 0.6, 0.7, 0.5],
+      OPS: [0.2, 0.5, 0.1, 0.4],
+    };
+    const cells = Object.entries(acc).flatMap(([d, a]) => rows.map((r, i) => cell(d, r, a[i])));
+    const layout = { models: ['lenet5'], strategies: rows, datasets: ['clean', 'OPS'] };
+    const html = robustnessHtml(cells, layout);
+    assert.equal(html.match(/<svg/g)?.length, 1); // cutout alone has no chart
+    // x: 40 + 280·i/2 over none, jpeg:10, ueraser; y: 24 + 150·(1 − a).
+    assert.match(html, /stroke-dasharray="5,3" points="40\.0,54\.0 180\.0,84\.0 320\.0,99\.0"/);
+    assert.match(
+      html,
+      /stroke="#d62728" stroke-width="2" points="40\.0,144\.0 180\.0,99\.0 320\.0,114\.0"/,
+    );
+    assert.ok(html.includes('>ueraser</text>'));
+    // Without transform rows, ueraser stays a strategy row and no chart is drawn.
+    const plain = { ...layout, strategies: ['standard', 'ueraser'] };
+    assert.equal(robustnessHtml(cells, plain), '');
+  });
+
   it('is left out when no row has a countermeasure', () => {
     const layout = { models: ['lenet5'], strategies: ['standard'], datasets: ['clean'] };
     assert.equal(robustnessHtml([cell('clean', 'standard', 0.8)], layout), '');

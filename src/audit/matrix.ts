@@ -7,7 +7,8 @@
  * other epochs, preset, seeds, models or data trains new cells beside the old ones, and reuses a
  * cell only when everything that decides its result is the same.
  * Countermeasures (src/train/countermeasures.ts) add rows: `standard+jpeg:10` is the standard
- * strategy trained on JPEG-compressed copies of each dataset's training images.
+ * strategy trained on JPEG-compressed copies of each dataset's training images; a training
+ * countermeasure (`ueraser`) adds the row of that strategy.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -18,7 +19,11 @@ import type { ModelName } from '../nn/models/index.js';
 import { MANIFEST, methodLabel, readManifest } from '../manifest.js';
 import { exists } from '../output.js';
 import { type TrainingData, openTrainingData } from '../train/data.js';
-import { countermeasureName, parseCountermeasure } from '../train/countermeasures.js';
+import {
+  countermeasureName,
+  isTrainingCountermeasure,
+  parseCountermeasure,
+} from '../train/countermeasures.js';
 import { jobData, runTrainJob } from '../train/job.js';
 import type { TrainConfig, TrainHooks } from '../train/loop.js';
 import { type TrainResults, writeFileAtomic } from '../train/results.js';
@@ -88,21 +93,43 @@ async function openAuditDatasets(
   return out;
 }
 
-/** The rows of an audit: each strategy with each countermeasure ('none' adds the plain row). */
+/**
+ * The rows of an audit: each strategy with each countermeasure ('none' adds the plain row). A
+ * training countermeasure (`ueraser`) adds its strategy's own row, with the standard strategy only;
+ * a row named twice is refused.
+ */
 export function auditRows(
   strategies: string[],
   countermeasures: string[] = ['none'],
 ): Array<{ row: string; strategy: string; countermeasure: string | null }> {
   const names = countermeasures.map((c) =>
-    countermeasureName(parseCountermeasure(c, '--countermeasures')),
+    isTrainingCountermeasure(c.trim())
+      ? c.trim()
+      : countermeasureName(parseCountermeasure(c, '--countermeasures')),
   );
-  return strategies.flatMap((strategy) =>
-    names.map((c) =>
-      c === 'none'
+  const rows = strategies.flatMap((strategy) =>
+    names.map((c) => {
+      if (isTrainingCountermeasure(c)) {
+        if (strategy !== 'standard')
+          fail(
+            `--countermeasures ${c}: a training strategy that replaces the standard one's ` +
+              `augmentation, so it pairs with --strategies standard only (not '${strategy}'); ` +
+              `audit it as --strategies ${c}`,
+          );
+        return { row: c, strategy: c, countermeasure: null };
+      }
+      return c === 'none'
         ? { row: strategy, strategy, countermeasure: null }
-        : { row: `${strategy}+${c}`, strategy, countermeasure: c },
-    ),
+        : { row: `${strategy}+${c}`, strategy, countermeasure: c };
+    }),
   );
+  const seen = new Set<string>();
+  for (const r of rows) {
+    if (seen.has(r.row))
+      fail(`row '${r.row}' named twice by --strategies and --countermeasures; name it once`);
+    seen.add(r.row);
+  }
+  return rows;
 }
 
 export function cellName(dataset: string, model: string, strategy: string): string {

@@ -22,7 +22,7 @@ import {
 import { writeAuditOutputs } from '../audit/report/write.js';
 import { parseShard, shardsOf, shardText } from '../shard.js';
 import { PRESETS, type PresetName } from '../train/presets.js';
-import { COUNTERMEASURES } from '../train/countermeasures.js';
+import { COUNTERMEASURES, TRAINING_COUNTERMEASURES } from '../train/countermeasures.js';
 import { jobConfig, parseStrategy } from '../train/job.js';
 import { progressBar, type ProgressBar } from './progress.js';
 import { stopOnSignals } from './signals.js';
@@ -64,7 +64,9 @@ export function auditCommand(): Command {
     .option(
       '--countermeasures <names>',
       'also train on the training images after each of these, comma-separated: none (the plain ' +
-        `rows), ${COUNTERMEASURES.slice(1).join(', ')}; rows become strategy+countermeasure`,
+        `rows), ${COUNTERMEASURES.slice(1).join(', ')}; rows become strategy+countermeasure. ` +
+        `${TRAINING_COUNTERMEASURES.join(', ')} act at every epoch: each adds its strategy's row ` +
+        '(with --strategies standard)',
       'none',
     )
     .addOption(

@@ -50,6 +50,18 @@ export const COUNTERMEASURES = [
   'orthogonal-projection',
 ] as const;
 
+/**
+ * Countermeasures that act at every epoch rather than once on the images: training strategies
+ * (src/train/augment.ts). In an audit's `--countermeasures` such a name adds the row of that
+ * strategy, which replaces the standard strategy's augmentation (UEraser-Lite is flip and crop,
+ * then its own per-sample transforms), so it pairs with `--strategies standard` only.
+ */
+export const TRAINING_COUNTERMEASURES = ['ueraser'] as const;
+
+export function isTrainingCountermeasure(name: string): boolean {
+  return (TRAINING_COUNTERMEASURES as readonly string[]).includes(name);
+}
+
 /** An integer lo–hi (odd when asked) from `text`, or a one-line error naming the flag. */
 function intIn(text: string, lo: number, hi: number, what: string, flag: string, odd = false) {
   const v = Number(text);

@@ -2,10 +2,15 @@
  * The robustness chart of an audit report: for each model and training strategy audited under
  * countermeasures, the final clean-test accuracy (y) per countermeasure (x, in the order given),
  * one line per protected dataset, and the clean data's own accuracy under the same countermeasure
- * as a dashed reference line. A protection holds where its line stays far below the reference.
+ * as a dashed reference line. UEraser, a training countermeasure, is the standard chart's last
+ * point where the audit has both. A protection holds where its line stays far below the reference.
  */
 import type { AuditCell } from '../matrix.js';
-import { countermeasureName, parseCountermeasure } from '../../train/countermeasures.js';
+import {
+  countermeasureName,
+  parseCountermeasure,
+  TRAINING_COUNTERMEASURES,
+} from '../../train/countermeasures.js';
 import type { TableLayout } from './table.js';
 import { accuracyGrid } from './svg.js';
 
@@ -99,6 +104,16 @@ export function robustnessHtml(cells: AuditCell[], layout: TableLayout): string 
     list.push({ row, countermeasure });
     byStrategy.set(strategy, list);
   }
+  // A training countermeasure's plain row (ueraser) is a point of the standard chart, when there
+  // is one with transforms and the strategy has no countermeasure rows of its own.
+  const standard = byStrategy.get('standard');
+  if (standard?.some((r) => r.countermeasure !== 'none'))
+    for (const name of TRAINING_COUNTERMEASURES) {
+      const own = byStrategy.get(name);
+      if (own?.length !== 1 || own[0].countermeasure !== 'none') continue;
+      standard.push({ row: own[0].row, countermeasure: name });
+      byStrategy.delete(name);
+    }
   const charts: string[] = [];
   for (const model of layout.models)
     for (const [strategy, rows] of byStrategy) {
