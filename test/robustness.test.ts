@@ -83,6 +83,24 @@ describe('robustness chart', () => {
     assert.equal(robustnessHtml(cells, plain), '');
   });
 
+  it('plots the mean over seeds with ± one sample sd as a whisker', () => {
+    const rows = ['standard', 'standard+jpeg:10'];
+    // clean, standard: 0.8 and 0.6 → mean 0.7, sd √0.02 = 0.1414; one seed elsewhere: no whisker.
+    const cells = [
+      cell('clean', 'standard', 0.8),
+      { ...cell('clean', 'standard', 0.6), seed: 1 },
+      cell('clean', 'standard+jpeg:10', 0.5),
+    ];
+    const layout = { models: ['lenet5'], strategies: rows, datasets: ['clean'] };
+    const html = robustnessHtml(cells, layout);
+    // y = 24 + 150·(1 − a): mean 69.0, mean ± sd at 90.2 and 47.8; x = 40 and 320.
+    assert.match(html, /points="40\.0,69\.0 320\.0,99\.0"/);
+    assert.deepEqual(html.match(/<line class="sd"[^>]*>/g), [
+      '<line class="sd" x1="40.0" x2="40.0" y1="90.2" y2="47.8" stroke="#555" stroke-width="1"/>',
+    ]);
+    assert.ok(html.includes('whiskers ± one sample sd'));
+  });
+
   it('is left out when no row has a countermeasure', () => {
     const layout = { models: ['lenet5'], strategies: ['standard'], datasets: ['clean'] };
     assert.equal(robustnessHtml([cell('clean', 'standard', 0.8)], layout), '');

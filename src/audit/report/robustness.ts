@@ -13,6 +13,7 @@ import {
 } from '../../train/countermeasures.js';
 import type { TableLayout } from './table.js';
 import { accuracyGrid } from './svg.js';
+import { meanSd, type Stat } from '../summary.js';
 
 const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
@@ -39,8 +40,10 @@ export function splitRow(row: string): { strategy: string; countermeasure: strin
 
 export interface RobustnessSeries {
   name: string;
-  /** Accuracy in [0, 1] per countermeasure, null where the cell is missing. */
+  /** Accuracy in [0, 1] per countermeasure (mean over seeds), null where the cell is missing. */
   values: Array<number | null>;
+  /** Sample sd over seeds per countermeasure, drawn as ± whiskers; null for one seed. */
+  sds?: Array<number | null>;
   reference: boolean;
 }
 
@@ -74,22 +77,29 @@ export function robustnessSvg(
       const dots = pts
         .map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="2.5" fill="${c}"/>`)
         .join('');
+      const whiskers = s.values
+        .map((v, i) => {
+          const sd = s.sds?.[i] ?? null;
+          if (v === null || sd === null) return '';
+          const [lo, hi] = [y(Math.max(0, v - sd)), y(Math.min(1, v + sd))];
+          return `<line class="sd" x1="${x(i).toFixed(1)}" x2="${x(i).toFixed(1)}" y1="${lo.toFixed(1)}" y2="${hi.toFixed(1)}" stroke="${c}" stroke-width="1"/>`;
+        })
+        .join('');
       const dash = s.reference ? ' stroke-dasharray="5,3"' : '';
       const cls = s.reference ? 'series reference' : 'series';
-      return `<polyline class="${cls}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.join(' ')}"/>${dots}<text x="${W - pad.r + 8}" y="${pad.t + 14 * k + 8}" font-size="10" fill="${c}">${esc(s.name)}${s.reference ? ' (reference)' : ''}</text>`;
+      return `<polyline class="${cls}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.join(' ')}"/>${dots}${whiskers}<text x="${W - pad.r + 8}" y="${pad.t + 14 * k + 8}" font-size="10" fill="${c}">${esc(s.name)}${s.reference ? ' (reference)' : ''}</text>`;
     })
     .join('');
   return `<svg class="robustness" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
 }
 
-/** Final clean-test accuracy of a cell, the mean over its seeds; null where none ran. */
-function meanFinal(cells: AuditCell[], dataset: string, model: string, row: string): number | null {
+/** Final clean-test accuracy of a cell over its seeds (mean, sample sd); null where none ran. */
+function finalStat(cells: AuditCell[], dataset: string, model: string, row: string): Stat | null {
   const finals = cells
     .filter((c) => c.dataset === dataset && c.model === model && c.strategy === row)
     .map((c) => c.results.finalTestAccuracy)
     .filter((a): a is number => a !== null);
-  if (finals.length === 0) return null;
-  return finals.reduce((a, b) => a + b, 0) / finals.length;
+  return finals.length === 0 ? null : meanSd(finals);
 }
 
 /**
@@ -118,11 +128,15 @@ export function robustnessHtml(cells: AuditCell[], layout: TableLayout): string 
   for (const model of layout.models)
     for (const [strategy, rows] of byStrategy) {
       if (!rows.some((r) => r.countermeasure !== 'none')) continue;
-      const series = layout.datasets.map((d) => ({
-        name: d,
-        reference: d === 'clean',
-        values: rows.map((r) => meanFinal(cells, d, model, r.row)),
-      }));
+      const series = layout.datasets.map((d) => {
+        const stats = rows.map((r) => finalStat(cells, d, model, r.row));
+        return {
+          name: d,
+          reference: d === 'clean',
+          values: stats.map((st) => st?.mean ?? null),
+          sds: stats.map((st) => st?.sd ?? null),
+        };
+      });
       charts.push(
         robustnessSvg(
           rows.map((r) => r.countermeasure),
@@ -135,8 +149,8 @@ export function robustnessHtml(cells: AuditCell[], layout: TableLayout): string 
   return (
     '<h2>Robustness: accuracy per countermeasure</h2>\n<p>Clean-test accuracy after training on ' +
     'each dataset’s training images transformed by the countermeasure; the dashed line is the ' +
-    'clean data under the same countermeasure. A protection holds where its line stays far ' +
-    'below the reference.</p>\n' +
+    'clean data under the same countermeasure. Points are means over the seeds, whiskers ± one ' +
+    'sample sd. A protection holds where its line stays far below the reference.</p>\n' +
     charts.join('\n')
   );
 }
