@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { streamOf } from '../src/data/dataset.js';
@@ -227,6 +227,36 @@ describe('audit', () => {
     assert.equal(twice.code, 1);
     assert.match(twice.stderr, /row 'standard\+jpeg:10' named twice/);
     assert.equal(existsSync(out), false);
+  });
+
+  it('assembles a matrix from cells another audit trained, training nothing', async () => {
+    const first = path.join(await tmp(), 'first');
+    const base = ['audit', '--clean', clean, '--protected', ops, '--epochs', '1'];
+    const r = await run([...base, '--backend', 'wasm', '--out', first]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = path.join(await tmp(), 'assembled');
+    await cp(path.join(first, 'cells'), path.join(out, 'cells'), { recursive: true });
+    const wide = [...base, '--backend', 'wasm', '--countermeasures', 'none,grayscale'];
+    const a = await run([...wide, '--assemble', '--out', out]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(
+      a.stdout,
+      /2 of 4 cells present; missing \(run them, then --report\): clean__lenet5__standard\+grayscale__s0, OPS__lenet5__standard\+grayscale__s0/,
+    );
+    assert.equal(readdirSync(path.join(out, 'cells')).length, 2); // nothing trained
+    type Res = { complete: boolean; rows: string[]; cells: Array<{ results: TrainResults }> };
+    const read = async (dir: string) =>
+      JSON.parse(await readFile(path.join(dir, 'results.json'), 'utf8')) as Res;
+    const [one, two] = [await read(first), await read(out)];
+    assert.equal(two.complete, false);
+    assert.deepEqual(two.rows, ['standard', 'standard+grayscale']);
+    assert.deepEqual(
+      two.cells.map((c) => c.results.finalTestAccuracy),
+      one.cells.map((c) => c.results.finalTestAccuracy),
+    );
+    const bad = await run([...wide, '--assemble', '--shard', '0/2', '--out', out]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--assemble trains nothing, so --shard does not apply/);
   });
 
   it('refuses an unknown countermeasure, naming the flag, before training anything', async () => {

@@ -34,6 +34,7 @@ interface Flags {
   shard?: string;
   listCells: boolean;
   report: boolean;
+  assemble: boolean;
   models: string;
   strategies: string;
   countermeasures: string;
@@ -92,6 +93,12 @@ export function auditCommand(): Command {
         'sharded runs), naming the missing ones; reads --out only',
       false,
     )
+    .option(
+      '--assemble',
+      'write this matrix as the audit of --out and its report from the cells present there ' +
+        '(copied from other audits, or left by stopped runs), naming the missing ones; train nothing',
+      false,
+    )
     .action(async (f: Flags, cmd: Command) => {
       if (f.out === undefined && !f.listCells) fail("required option '--out <dir>' not specified");
       const out = f.out as string;
@@ -101,18 +108,13 @@ export function auditCommand(): Command {
             fail(
               `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} does not apply with --report (it reads --out only)`,
             );
-        const index = await readAuditIndex(out);
-        const { cells, missing } = await presentCells(out, index);
-        const table = await writeAuditOutputs(out, index, cells, missing);
-        process.stdout.write(
-          table +
-            `\n${cells.length} of ${index.cells.length} cells present` +
-            (missing.length > 0
-              ? `; missing (run their shards again, then --report): ${missing.map((c) => c.key).join(', ')}\n`
-              : '; the audit is complete\n'),
-        );
+        await writeReport(out, await readAuditIndex(out));
         return;
       }
+      if (f.assemble && (f.shard !== undefined || f.listCells))
+        fail(
+          `--assemble trains nothing, so --${f.listCells ? 'list-cells' : 'shard'} does not apply`,
+        );
       if (f.clean === undefined) fail("required option '--clean <dir>' not specified");
       if (f.protected === undefined) fail("required option '--protected <dirs>' not specified");
       const models = list(f.models);
@@ -187,6 +189,14 @@ export function auditCommand(): Command {
         }
         return;
       }
+      if (f.assemble) {
+        await mkdir(out, { recursive: true });
+        const index = indexOf(await auditCells(plan));
+        // As a shard does: an audit that may be running keeps its index.
+        await writeAuditIndex(out, index, true);
+        await writeReport(out, index);
+        return;
+      }
       // Set once runAudit has listed the cells (before any training).
       const matrix: { of: Map<string, number>; index: AuditIndex | null } = {
         of: new Map(),
@@ -242,4 +252,17 @@ export function auditCommand(): Command {
       }
       if (stop.requested()) process.exit(stop.exitCode() ?? 130);
     });
+}
+
+/** results.json, table.md and report.html from the cells present; prints the table and what is missing. */
+async function writeReport(out: string, index: AuditIndex): Promise<void> {
+  const { cells, missing } = await presentCells(out, index);
+  const table = await writeAuditOutputs(out, index, cells, missing);
+  process.stdout.write(
+    table +
+      `\n${cells.length} of ${index.cells.length} cells present` +
+      (missing.length > 0
+        ? `; missing (run them, then --report): ${missing.map((c) => c.key).join(', ')}\n`
+        : '; the audit is complete\n'),
+  );
 }
