@@ -1,7 +1,8 @@
 /** `onepixel audit`: the clean-vs-protected matrix over models and strategies, with a report. */
-import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
+import { createFolder, holdOutput } from '../output.js';
 import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { isModelName, MODELS, type ModelName } from '../nn/models/index.js';
 import {
@@ -108,7 +109,9 @@ export function auditCommand(): Command {
             fail(
               `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} does not apply with --report (it reads --out only)`,
             );
-        await writeReport(out, await readAuditIndex(out));
+        const index = await readAuditIndex(out);
+        await holdAudit(out, 'report');
+        await writeReport(out, index);
         return;
       }
       if (f.assemble && (f.shard !== undefined || f.listCells))
@@ -190,7 +193,8 @@ export function auditCommand(): Command {
         return;
       }
       if (f.assemble) {
-        await mkdir(out, { recursive: true });
+        await holdAudit(out, 'report');
+        await createFolder(out);
         const index = indexOf(await auditCells(plan));
         // As a shard does: an audit that may be running keeps its index.
         await writeAuditIndex(out, index, true);
@@ -202,7 +206,9 @@ export function auditCommand(): Command {
         of: new Map(),
         index: null,
       };
-      await mkdir(out, { recursive: true });
+      // One writer per audit folder (per shard of it, shards sharing the folder by design).
+      await holdAudit(out, shard ? `shard-${shard.index}-of-${shard.count}` : undefined);
+      await createFolder(out);
       const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       let bar: ProgressBar | null = null;
       let barKey = '';
@@ -252,6 +258,12 @@ export function auditCommand(): Command {
       }
       if (stop.requested()) process.exit(stop.exitCode() ?? 130);
     });
+}
+
+/** Makes this process the one writer of the audit folder `out` (or of the part named). */
+async function holdAudit(out: string, part?: string): Promise<void> {
+  await createFolder(dirname(resolve(out)));
+  await holdOutput(out, '--out', part);
 }
 
 /** results.json, table.md and report.html from the cells present; prints the table and what is missing. */

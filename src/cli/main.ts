@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { OnepixelError } from '../errors.js';
-import { isAborting, removePending } from '../output.js';
+import { failureMessage, finalNames, isAborting, removePending } from '../output.js';
 import { VERSION } from '../version.js';
 import { setVerbose } from '../verbose.js';
 import { onStopSignals } from './signals.js';
@@ -56,16 +56,35 @@ for (const [name, [description, load]] of Object.entries(COMMANDS))
 // Ctrl-C or kill: remove the half-written output folder, then exit with the signal's status.
 onStopSignals();
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
+/**
+ * Every error ends here, whether thrown by the command or by a stream nobody awaited: a user's
+ * error (bad input, a flag) or a failure of the machine (a full disk, a read-only file system, a
+ * file that vanished) is one line; anything else is a bug and keeps its stack trace. Either way
+ * the unfinished temporaries are removed (locks go when the process exits), and the exit status
+ * is 1.
+ */
+let failing = false;
+async function failed(e: unknown): Promise<never> {
+  // One report: a second error (of work still in flight) waits for the first's exit.
+  if (failing) await new Promise(() => undefined);
+  failing = true;
   // After a signal, the handler cleans up and sets the exit status; errors of the stopped work
   // (files vanishing under a writer) are expected and not reported.
   if (isAborting()) await new Promise(() => undefined);
-  if (e instanceof OnepixelError) {
-    process.stderr.write(`onepixel: error: ${e.message}\n`);
-    await removePending();
-    process.exit(1);
-  }
-  throw e;
+  const line = e instanceof OnepixelError ? e.message : failureMessage(e);
+  process.stderr.write(
+    line !== null
+      ? `onepixel: error: ${finalNames(line)}\n`
+      : `${(e as Error)?.stack ?? String(e)}\n`,
+  );
+  await removePending();
+  process.exit(1);
+}
+process.on('uncaughtException', (e) => void failed(e));
+process.on('unhandledRejection', (e) => void failed(e));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  await failed(e);
 }

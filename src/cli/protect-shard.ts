@@ -5,11 +5,10 @@
  *   --plan PLAN --shard I/N --out OUT        shard I's part of the protected copy, in the shared OUT
  * Every other protect flag is refused where the step does not read it.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { DatasetKind, OutputFormat } from '../data/formats.js';
 import { fail } from '../errors.js';
-import { exists, writeFileAtomic } from '../output.js';
+import { createFolder, exists, holdOutput, writeFileAtomic } from '../output.js';
 import { parseShard, type Shard, shardText } from '../shard.js';
 import type { Objective } from '../shortcut/search.js';
 
@@ -58,11 +57,17 @@ function need<T>(v: T | undefined, flag: string, step: string): T {
   return v;
 }
 
+/** Makes this process the one writer of `path` (a part of it: one shard's), refusing a second. */
+async function hold(path: string, part?: string): Promise<void> {
+  await createFolder(dirname(resolve(path)));
+  await holdOutput(path, '--out', part);
+}
+
+/** Writes the file `path` whole, replacing one already there only with --force. */
 async function writeNew(path: string, text: string, force: boolean, flag: string): Promise<void> {
   if (!force && (await exists(path)))
     fail(`${path}: already exists (${flag}); pass --force to replace it`);
-  await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomic(path, text);
+  await writeFileAtomic(path, text, { replace: force });
 }
 
 export async function runShardedStep(
@@ -91,6 +96,7 @@ export async function runShardedStep(
   const secs = () => ((performance.now() - t0) / 1000).toFixed(2);
   if (step === 'merge') {
     const { mergePlan, planJson } = await import('../protect/plan.js');
+    await hold(f.out);
     const plan = await mergePlan(f.mergeStats as string[], f.pixels);
     await writeNew(f.out, planJson(plan), f.force, '--out');
     if (f.json) {
@@ -113,6 +119,7 @@ export async function runShardedStep(
   const dataDir = need(f.dataDir, '--data-dir', label);
   if (step === 'stats') {
     const { shardStats } = await import('../protect/plan.js');
+    await hold(f.out);
     if (!f.force && (await exists(f.out)))
       fail(`${f.out}: already exists (--out); pass --force to replace it`);
     const s = await shardStats({
@@ -135,6 +142,8 @@ export async function runShardedStep(
   const { readPlan } = await import('../protect/plan.js');
   const { writeShard } = await import('../protect/shard-write.js');
   const planPath = f.plan as string;
+  // Shards share the folder by design; two runs of the same shard do not.
+  await hold(f.out, `shard-${shard.index}-of-${shard.count}`);
   const plan = await readPlan(planPath);
   if (plan.dataset !== dataset)
     fail(`--dataset ${dataset}, but the plan ${planPath} is of a ${plan.dataset} dataset`);

@@ -3,10 +3,11 @@
  * jobs for the shards, dependent jobs for the merge or report) and prints how to submit them.
  * Nothing is submitted: the scripts can be read, edited and submitted by hand or by submit.sh.
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../errors.js';
+import { createFolder, writeFileAtomic } from '../output.js';
 import { type AuditJobOptions, auditJobs, protectJobs, type Step } from '../slurm/jobs.js';
 import {
   type JobScript,
@@ -88,15 +89,15 @@ async function writeJobs(
   steps: Step[],
   what: string,
 ): Promise<void> {
-  await mkdir(join(jobsDir, 'logs'), { recursive: true });
+  await createFolder(join(jobsDir, 'logs'));
   const cwd = process.cwd();
   for (const job of jobs) {
     const path = join(jobsDir, job.file);
-    await writeFile(path, sbatchScript(job, resources(f), jobsDir, cwd));
+    await writeFileAtomic(path, sbatchScript(job, resources(f), jobsDir, cwd));
     await chmod(path, 0o755);
   }
   const submit = join(jobsDir, 'submit.sh');
-  await writeFile(submit, submitScript(jobsDir, steps));
+  await writeFileAtomic(submit, submitScript(jobsDir, steps));
   await chmod(submit, 0o755);
   process.stdout.write(
     `${what}: ${jobs.length} sbatch scripts in ${jobsDir}. Submit them, each after the one before:\n` +
@@ -137,7 +138,7 @@ function protectSub(): Command {
       ),
   ).action(async (f: ProtectFlags) => {
     const jobsDir = resolve(f.jobs);
-    await mkdir(join(jobsDir, 'stats'), { recursive: true });
+    await createFolder(join(jobsDir, 'stats'));
     const { jobs, steps } = protectJobs({
       onepixel: onepixelCommand(f),
       dataset: f.dataset,

@@ -1,10 +1,9 @@
 /** `onepixel train`: train a model on a (protected) dataset, report clean-test accuracy. */
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
-import { checkOutput, removeOutput } from '../output.js';
+import { checkOutput, createFolder, holdOutput, removeOutput } from '../output.js';
 import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
 import { MODELS } from '../nn/models/index.js';
 import { SCHEDULES } from '../nn/schedule.js';
@@ -129,6 +128,9 @@ export function trainCommand(): Command {
         marker: CHECKPOINT_MARKER,
         inputs: [f.data],
       };
+      await checkOutput(ckpt, rules);
+      // One writer per checkpoint: a second run on it is refused here, before any work.
+      await holdOutput(ckpt, '--checkpoint');
       const there = await checkOutput(ckpt, rules);
       if (there && f.force) await removeOutput(ckpt, rules);
       else if (!there && f.resume) fail(`${ckpt}: no checkpoint to resume (--resume)`);
@@ -142,7 +144,7 @@ export function trainCommand(): Command {
         cmBar?.update(done);
       })) as TrainingData;
       (cmBar as ProgressBar | null)?.stop();
-      await mkdir(dirname(results), { recursive: true });
+      await createFolder(dirname(results));
       const stop = stopOnSignals('stopping after this step; writing a checkpoint');
       let bar: ProgressBar | null = null;
       let barEpoch = -1;

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
-import { fail } from '../errors.js';
+import { fail, withPath } from '../errors.js';
 import { throwIfAborting } from '../output.js';
 import type { SourceFile } from './dataset.js';
 import { type CifarFolder, fileSize, recordCount } from './cifar.js';
@@ -158,8 +158,11 @@ export async function copyCifarRecords(
               left = outputs[o++].records;
             }
             const n = Math.min(left, (chunk.length - at) / recordBytes);
+            const path = outputs[o - 1].path;
             for (let w = 0; w < n * recordBytes;) {
-              const r = await (out as FileHandle).write(chunk, at + w, n * recordBytes - w);
+              const r = await (out as FileHandle)
+                .write(chunk, at + w, n * recordBytes - w)
+                .catch((e: unknown) => Promise.reject(withPath(e, path)));
               w += r.bytesWritten;
             }
             at += n * recordBytes;

@@ -5,7 +5,7 @@ import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { constants as bufferConstants } from 'node:buffer';
 import { createGunzip, createGzip, gunzipSync, type Gzip } from 'node:zlib';
-import { fail, OnepixelError } from '../errors.js';
+import { fail, OnepixelError, withPath } from '../errors.js';
 import type { Dataset, SourceFile } from './dataset.js';
 
 export function sha256(bytes: Uint8Array): string {
@@ -164,19 +164,28 @@ export class ChunkedWriter {
   private readonly pending: Array<Promise<void> | null> = [null, null];
   private current = 0;
   private used = 0;
+  private readonly path: string;
+  private failed: Promise<never> = new Promise<never>(() => undefined);
 
   constructor(path: string, options: { gzip?: boolean; chunkBytes?: number } = {}) {
     const size = options.chunkBytes ?? 4 << 20;
     this.bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    this.path = path;
     if (options.gzip) {
       this.out = createWriteStream(path);
       this.gzip = createGzip();
       this.gzip.pipe(this.out);
+      // A failing file (a full disk) stops the pipe: every wait below ends with its error.
+      this.failed = new Promise<never>((_, rej) =>
+        (this.out as WriteStream).once('error', (e) => rej(withPath(e, path))),
+      );
+      this.failed.catch(() => undefined);
       this.handle = null;
     } else {
       this.out = null;
       this.gzip = null;
       this.handle = open(path, 'w');
+      this.handle.catch(() => undefined); // reported by the write that awaits it
     }
   }
 
@@ -197,6 +206,8 @@ export class ChunkedWriter {
     const i = this.current;
     const chunk = this.bufs[i].subarray(0, this.used);
     this.pending[i] = this.push(chunk);
+    // Awaited later (drain, or the next flush of this chunk): not an unhandled rejection meanwhile.
+    this.pending[i]?.catch(() => undefined);
     this.current = 1 - i;
     this.used = 0;
     await this.pending[this.current];
@@ -211,9 +222,12 @@ export class ChunkedWriter {
   private async push(chunk: Uint8Array): Promise<void> {
     if (this.gzip) {
       // zlib may still read the chunk until its callback, so the chunk is not reused before.
-      await new Promise<void>((res, rej) =>
-        (this.gzip as Gzip).write(chunk, (e) => (e ? rej(e) : res())),
-      );
+      await Promise.race([
+        new Promise<void>((res, rej) =>
+          (this.gzip as Gzip).write(chunk, (e) => (e ? rej(e) : res())),
+        ),
+        this.failed,
+      ]);
       return;
     }
     const fh = await (this.handle as Promise<FileHandle>);
@@ -222,8 +236,12 @@ export class ChunkedWriter {
     const done = (async () => {
       await before;
       let off = 0;
-      while (off < chunk.length)
-        off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      try {
+        while (off < chunk.length)
+          off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      } catch (e) {
+        throw withPath(e, this.path);
+      }
     })();
     this.tail = done.catch(() => undefined);
     return done;
@@ -237,7 +255,7 @@ export class ChunkedWriter {
     if (this.gzip && this.out) {
       const done = once(this.out, 'close');
       this.gzip.end();
-      await done;
+      await Promise.race([done, this.failed]);
       return;
     }
     await (await (this.handle as Promise<FileHandle>)).close();

@@ -245,8 +245,11 @@ export async function hashFolderSplit(
   return { path: split.dir, bytes, sha256: hash.digest('hex') };
 }
 
+/** libvips' message in one line: its system error (a full disk) when it gives one. */
 function sharpMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  const lines = (e instanceof Error ? e.message : String(e)).split('\n').filter((l) => l.trim());
+  const system = lines.find((l) => l.startsWith('system error: '));
+  return system ?? lines[0] ?? 'unknown error';
 }
 
 /** Shape of the first image (and the channel count every image is converted to). */

@@ -10,7 +10,7 @@
 import { constants } from 'node:fs';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fail } from '../errors.js';
+import { fail, withPath } from '../errors.js';
 import { checkCifarShape, CIFAR10_TRAIN_FILES, encodeRecord } from './cifar.js';
 import { pixelsToPlanes } from './cifar-decode.js';
 import { checkPythonShape, pythonBatches, pythonBatchFrame, pythonMeta } from './cifar-python.js';
@@ -182,16 +182,27 @@ class PositionalWriter {
   private constructor(
     private readonly fh: Awaited<ReturnType<typeof open>>,
     private pos: number,
+    private readonly path: string,
   ) {}
 
   static async open(path: string, pos: number): Promise<PositionalWriter> {
     return new PositionalWriter(
       await open(path, constants.O_WRONLY | constants.O_CREAT, 0o644),
       pos,
+      path,
     );
   }
 
+  /** Writes; a failure (a full disk) names the file. */
   async write(bytes: Uint8Array): Promise<void> {
+    try {
+      await this.buffered(bytes);
+    } catch (e) {
+      throw withPath(e, this.path);
+    }
+  }
+
+  private async buffered(bytes: Uint8Array): Promise<void> {
     if (this.used + bytes.length > this.buf.length) await this.flush();
     if (bytes.length > this.buf.length) {
       await this.fh.write(bytes, 0, bytes.length, this.pos);
@@ -211,8 +222,13 @@ class PositionalWriter {
   }
 
   async close(): Promise<void> {
-    await this.flush();
-    await this.fh.close();
+    try {
+      await this.flush();
+    } catch (e) {
+      throw withPath(e, this.path);
+    } finally {
+      await this.fh.close();
+    }
   }
 }
 

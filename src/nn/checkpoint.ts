@@ -5,11 +5,11 @@
  * own canonical content, so any damage to either file is refused with a one-line error naming the
  * file, never loaded or taken for "no checkpoint".
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, OnepixelError } from '../errors.js';
 import { sha256 } from '../data/files.js';
-import { replaceDir } from '../output.js';
+import { writeAtomically } from '../output.js';
 import type { SGDState } from './optim.js';
 import type { RngState } from './rng.js';
 
@@ -186,12 +186,11 @@ export async function saveCheckpoint<C, H>(
     sha256: sha256(bin),
   };
   full.metaSha256 = metaChecksum(full);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await writeFile(join(tmp, 'weights.bin'), bin);
-  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full) + '\n');
-  await replaceDir(tmp, dir);
+  // A failed write (a full disk) removes the temporary folder and keeps the earlier checkpoint.
+  await writeAtomically(dir, async (tmp) => {
+    await writeFile(join(tmp, 'weights.bin'), bin);
+    await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full) + '\n');
+  });
 }
 
 export interface LoadedCheckpoint<C, H> {

@@ -6,11 +6,11 @@
  * `em.json` carries `metaSha256` over its own content: a damaged file in the folder is refused
  * with one line naming it, never taken for "no checkpoint".
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { sha256 } from '../data/files.js';
-import { exists, replaceDir } from '../output.js';
+import { exists, writeAtomically } from '../output.js';
 import {
   canonicalJson,
   configDifferences as differences,
@@ -33,36 +33,35 @@ interface EmMeta {
 }
 
 export async function saveEmCheckpoint(dir: string, snap: EmSnapshot, dataset: string) {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
+  // A failed write (a full disk) removes the temporary folder and keeps the earlier checkpoint.
   const noise = Buffer.from(snap.noise.buffer, snap.noise.byteOffset, snap.noise.byteLength);
-  await writeFile(join(tmp, 'noise.bin'), noise);
-  await saveCheckpoint(
-    join(tmp, 'surrogate'),
-    {
+  await writeAtomically(dir, async (tmp) => {
+    await writeFile(join(tmp, 'noise.bin'), noise);
+    await saveCheckpoint(
+      join(tmp, 'surrogate'),
+      {
+        config: snap.config,
+        epoch: snap.state.round,
+        step: snap.state.batch,
+        rng: { s: [0, 0, 0, 0], spare: null },
+        running: { loss: 0, correct: 0, seen: 0, seconds: snap.state.seconds },
+        history: snap.state.history,
+        dataset,
+      },
+      snap.weights,
+      snap.optimizer,
+    );
+    const meta: EmMeta = {
+      format: 'onepixel-em-checkpoint-1',
       config: snap.config,
-      epoch: snap.state.round,
-      step: snap.state.batch,
-      rng: { s: [0, 0, 0, 0], spare: null },
-      running: { loss: 0, correct: 0, seen: 0, seconds: snap.state.seconds },
-      history: snap.state.history,
+      state: snap.state,
       dataset,
-    },
-    snap.weights,
-    snap.optimizer,
-  );
-  const meta: EmMeta = {
-    format: 'onepixel-em-checkpoint-1',
-    config: snap.config,
-    state: snap.state,
-    dataset,
-    noiseSha256: sha256(noise),
-    noiseLength: snap.noise.length,
-  };
-  meta.metaSha256 = metaChecksum(meta);
-  await writeFile(join(tmp, 'em.json'), JSON.stringify(meta, null, 1) + '\n');
-  await replaceDir(tmp, dir);
+      noiseSha256: sha256(noise),
+      noiseLength: snap.noise.length,
+    };
+    meta.metaSha256 = metaChecksum(meta);
+    await writeFile(join(tmp, 'em.json'), JSON.stringify(meta, null, 1) + '\n');
+  });
 }
 
 /** Keys whose change a resume accepts: raising the round limit continues a finished run. */

@@ -20,7 +20,7 @@ import type { SplitToWrite } from '../data/write.js';
 import { fail } from '../errors.js';
 import { MANIFEST, type Manifest, type Method, manifestJson, parseManifest } from '../manifest.js';
 import { checkEpsilon, DEFAULT_EPSILON } from '../noise/bounds.js';
-import { checkOutput, writeAtomically } from '../output.js';
+import { checkOutput, holdOutput, type OutputRules, writeAtomically } from '../output.js';
 import type { EmOptions } from './em.js';
 import type { MethodInput, Phase, Protected } from './method.js';
 import { checkPixels, ops, type OpsOptions } from './ops.js';
@@ -88,10 +88,33 @@ export async function protect(o: ProtectOptions): Promise<Manifest> {
   const inputs = [o.dataDir, o.noiseFile];
   const rules = { flag: '--out', force: o.force ?? false, marker: MANIFEST, inputs };
   await checkOutput(o.out, rules);
-  if (usesEm(method) && !o.noiseFile) {
-    const em = await import('./em.js');
-    await em.checkEmCheckpoint(em.emCheckpointDir(o.out, o), o as EmOptions, inputs);
+  // One writer per output: a second run on the same --out (or EM checkpoint) is refused here,
+  // before any long work; the checks run again under the lock.
+  const releases = [await holdOutput(o.out, '--out')];
+  try {
+    if (usesEm(method) && !o.noiseFile) {
+      const em = await import('./em.js');
+      const dir = em.emCheckpointDir(o.out, o);
+      await em.checkEmCheckpoint(dir, o as EmOptions, inputs);
+      releases.push(await holdOutput(dir, '--checkpoint'));
+      await em.checkEmCheckpoint(dir, o as EmOptions, inputs);
+    }
+    return await protectHeld(o, method, epsilon, rules);
+  } finally {
+    for (const release of releases) await release();
   }
+}
+
+async function protectHeld(
+  o: ProtectOptions,
+  method: Method,
+  epsilon: number,
+  rules: OutputRules,
+): Promise<Manifest> {
+  const inputs = rules.inputs;
+  // Written in place of an earlier output only if there was one to replace (--force) when the
+  // run began: one that appears meanwhile is kept.
+  const replace = await checkOutput(o.out, rules);
   const dataDir = resolve(await resolveDataDir(o));
   const format = o.format ?? defaultFormat(o.dataset);
   const job: PreparedJob =
@@ -117,11 +140,15 @@ export async function protect(o: ProtectOptions): Promise<Manifest> {
   const total = job.train + (job.test ?? 0);
   let written = 0;
   await checkOutput(o.out, rules);
-  await writeAtomically(o.out, async (dir) => {
-    await job.write(dir, (n) => o.onProgress?.('write', (written += n), total));
-    await job.extraFiles?.(dir);
-    await writeFile(join(dir, MANIFEST), manifest);
-  });
+  await writeAtomically(
+    o.out,
+    async (dir) => {
+      await job.write(dir, (n) => o.onProgress?.('write', (written += n), total));
+      await job.extraFiles?.(dir);
+      await writeFile(join(dir, MANIFEST), manifest);
+    },
+    { replace },
+  );
   return parseManifest(manifest, join(o.out, MANIFEST));
 }
 
