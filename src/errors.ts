@@ -31,6 +31,11 @@ const REASONS: Record<string, string> = {
   ETXTBSY: 'file busy',
 };
 
+/** The reason an errno code stands for, in words (the code itself when unknown). */
+export function reasonOf(code: string | undefined): string {
+  return (code !== undefined && REASONS[code]) || (code ?? 'unknown error');
+}
+
 /** The system calls by what they do, for messages. */
 const OPERATIONS: Record<string, string> = {
   open: 'open',

@@ -27,7 +27,7 @@ import {
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { fail, ioErrorMessage, isIoError } from './errors.js';
+import { fail, ioErrorMessage, isIoError, reasonOf } from './errors.js';
 
 /** Unfinished temporaries (folders and files) of this process, removed on a failure or signal. */
 const pending = new Set<string>();
@@ -123,7 +123,7 @@ async function makeDirs(dir: string): Promise<string | null> {
   for (const d of missing) {
     const e = await mkdir(d).catch((err: NodeJS.ErrnoException) => err);
     if (e instanceof Error && e.code !== 'EEXIST')
-      return isIoError(e) ? ioErrorMessage(e) : `cannot create ${d} (${String(e)})`;
+      return `cannot create ${d} (${e.code}): ${reasonOf(e.code)}`;
   }
   return null;
 }

@@ -1,15 +1,14 @@
 /**
- * The sharded steps of `onepixel protect` (OPS only):
+ * The flags of the sharded steps of `onepixel protect` (OPS only), read here and run by
+ * src/protect/sharded.ts:
  *   --shard I/N --stats-only --out STATS    statistics of shard I's run of training images
  *   --merge-stats STATS… --out PLAN          exact merge, pixels chosen (the plan)
  *   --plan PLAN --shard I/N --out OUT        shard I's part of the protected copy, in the shared OUT
  * Every other protect flag is refused where the step does not read it.
  */
-import { dirname, resolve } from 'node:path';
 import type { DatasetKind, OutputFormat } from '../data/formats.js';
 import { fail } from '../errors.js';
-import { createFolder, exists, holdOutput, writeFileAtomic } from '../output.js';
-import { parseShard, type Shard, shardText } from '../shard.js';
+import { parseShard, shardText } from '../shard.js';
 import type { Objective } from '../shortcut/search.js';
 
 export interface ShardFlags {
@@ -57,19 +56,6 @@ function need<T>(v: T | undefined, flag: string, step: string): T {
   return v;
 }
 
-/** Makes this process the one writer of `path` (a part of it: one shard's), refusing a second. */
-async function hold(path: string, part?: string): Promise<void> {
-  await createFolder(dirname(resolve(path)));
-  await holdOutput(path, '--out', part);
-}
-
-/** Writes the file `path` whole, replacing one already there only with --force. */
-async function writeNew(path: string, text: string, force: boolean, flag: string): Promise<void> {
-  if (!force && (await exists(path)))
-    fail(`${path}: already exists (${flag}); pass --force to replace it`);
-  await writeFileAtomic(path, text, { replace: force });
-}
-
 export async function runShardedStep(
   f: ShardFlags,
   given: (key: string) => boolean,
@@ -92,15 +78,36 @@ export async function runShardedStep(
   const reads = new Set(STEP_READS[step]);
   for (const key of Object.keys(f))
     if (given(key) && !reads.has(key)) fail(`${flagName(key)} does not apply with ${label}`);
+  if (step !== 'merge') {
+    need(f.dataset, '--dataset', label);
+    need(f.dataDir, '--data-dir', label);
+  }
+  if (step === 'write' && f.shard === undefined)
+    fail('--plan needs --shard I/N (0/1 for one writer)');
+  const shard = f.shard === undefined ? undefined : parseShard(f.shard);
   const t0 = performance.now();
   const secs = () => ((performance.now() - t0) / 1000).toFixed(2);
-  if (step === 'merge') {
-    const { mergePlan, planJson } = await import('../protect/plan.js');
-    await hold(f.out);
-    const plan = await mergePlan(f.mergeStats as string[], f.pixels);
-    await writeNew(f.out, planJson(plan), f.force, '--out');
+  const { runShardedStep: run } = await import('../protect/sharded.js');
+  const r = await run({
+    step,
+    out: f.out,
+    force: f.force,
+    shard,
+    dataset: f.dataset,
+    dataDir: f.dataDir,
+    channels: f.channels,
+    objective: f.objective,
+    mergeStats: f.mergeStats,
+    pixels: f.pixels,
+    plan: f.plan,
+    format: f.format,
+    onImage: progress,
+  });
+  const s = shardText(shard ?? { index: 0, count: 1 });
+  if (r.step === 'merge') {
+    const plan = r.plan;
     if (f.json) {
-      process.stdout.write(planJson(plan));
+      process.stdout.write(r.json);
       return;
     }
     const lines = [
@@ -112,56 +119,19 @@ export async function runShardedStep(
       lines.push(`  ${String(c.label).padStart(3)} ${c.name.padEnd(14)} ${px}`);
     }
     process.stdout.write(lines.join('\n') + '\n');
-    return;
-  }
-  const shard: Shard = f.shard === undefined ? { index: 0, count: 1 } : parseShard(f.shard);
-  const dataset = need(f.dataset, '--dataset', label);
-  const dataDir = need(f.dataDir, '--data-dir', label);
-  if (step === 'stats') {
-    const { shardStats } = await import('../protect/plan.js');
-    await hold(f.out);
-    if (!f.force && (await exists(f.out)))
-      fail(`${f.out}: already exists (--out); pass --force to replace it`);
-    const s = await shardStats({
-      dataset,
-      dataDir,
-      channels: f.channels,
-      objective: f.objective,
-      shard,
-      onImage: (d, total) => progress('search', d, total),
-    });
-    await writeNew(f.out, JSON.stringify(s) + '\n', f.force, '--out');
-    const r = s.records;
+  } else if (r.step === 'stats') {
+    const q = r.records;
     process.stdout.write(
-      `shard ${shardText(shard)}: statistics of training images ${r.first}…${r.first + r.count - 1} ` +
-        `(${r.count} of ${r.total}) in ${secs()} s → ${f.out}\n`,
+      `shard ${s}: statistics of training images ${q.first}…${q.first + q.count - 1} ` +
+        `(${q.count} of ${q.total}) in ${secs()} s → ${f.out}\n`,
     );
-    return;
+  } else {
+    process.stdout.write(
+      `shard ${s}: wrote protected training images ${r.records.first}…` +
+        `${r.records.first + r.records.count - 1} into ${f.out} in ${secs()} s; ` +
+        (r.finalized
+          ? `the last shard: wrote the test split and manifest.json, ${f.out} is complete\n`
+          : `${f.out} is complete once every shard has finished\n`),
+    );
   }
-  if (f.shard === undefined) fail('--plan needs --shard I/N (0/1 for one writer)');
-  const { readPlan } = await import('../protect/plan.js');
-  const { writeShard } = await import('../protect/shard-write.js');
-  const planPath = f.plan as string;
-  // Shards share the folder by design; two runs of the same shard do not.
-  await hold(f.out, `shard-${shard.index}-of-${shard.count}`);
-  const plan = await readPlan(planPath);
-  if (plan.dataset !== dataset)
-    fail(`--dataset ${dataset}, but the plan ${planPath} is of a ${plan.dataset} dataset`);
-  const r = await writeShard({
-    planPath,
-    plan,
-    dataDir,
-    channels: f.channels,
-    out: f.out,
-    format: f.format,
-    shard,
-    onImage: (d, total) => progress('write', d, total),
-  });
-  process.stdout.write(
-    `shard ${shardText(shard)}: wrote protected training images ${r.records.first}…` +
-      `${r.records.first + r.records.count - 1} into ${f.out} in ${secs()} s; ` +
-      (r.finalized
-        ? `the last shard: wrote the test split and manifest.json, ${f.out} is complete\n`
-        : `${f.out} is complete once every shard has finished\n`),
-  );
 }
