@@ -91,7 +91,7 @@ export function auditCommand(): Command {
     .addOption(
       new Option(
         '--precision <p>',
-        "native backend: bf16 convolutions and matrix products in every cell (fp32 cells keep their identity; bf16 cells are other cells); auto = bf16 where the CPU has it",
+        'native backend: bf16 convolutions and matrix products in every cell (fp32 cells keep their identity; bf16 cells are other cells); auto = bf16 where the CPU has it',
       )
         .choices(PRECISIONS)
         .default('fp32'),

@@ -351,7 +351,7 @@ export function protectCommand(): Command {
     .addOption(
       new Option(
         '--precision <p>',
-        "EM surrogate on the native backend: bf16 convolutions and matrix products (fp32 weights and noise); auto = bf16 where the CPU has it",
+        'EM surrogate on the native backend: bf16 convolutions and matrix products (fp32 weights and noise); auto = bf16 where the CPU has it',
       )
         .choices(PRECISIONS)
         .default('fp32'),

@@ -25,7 +25,13 @@ import { nativeMissing } from './backends/native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './backends/webgpu/index.js';
 
 import { BACKENDS, type BackendName, type Precision, type PrecisionName } from './names.js';
-export { BACKENDS, type BackendName, PRECISIONS, type Precision, type PrecisionName } from './names.js';
+export {
+  BACKENDS,
+  type BackendName,
+  PRECISIONS,
+  type Precision,
+  type PrecisionName,
+} from './names.js';
 
 /** The names this build can run (`native` only where its addon is built). */
 export const AVAILABLE_BACKENDS: readonly BackendName[] = [
@@ -75,7 +81,9 @@ export function resolvePrecision(requested: PrecisionName, engine: string): Prec
   const native = addon?.info();
   if (requested === 'auto') return native?.bf16 ? 'bf16' : 'fp32';
   if (native === undefined)
-    fail(`--precision bf16 needs the native backend (this run uses '${engine}'); use --backend native`);
+    fail(
+      `--precision bf16 needs the native backend (this run uses '${engine}'); use --backend native`,
+    );
   if (!native.bf16)
     fail(
       `--precision bf16: this CPU has no native bf16 (oneDNN runs ${native.isaName}; bf16 needs ` +
