@@ -22,11 +22,21 @@ What is timed, per step (the same as bench/train.ts):
   respect to the input, then x + step * sign(g) projected onto [x - eps, x + eps] and [0, 1].
 
 Input: uniform random images in [0, 1] (NCHW), random labels. Prints one JSON object on stdout.
+
+PyTorch at its best on the CPU: --channels-last puts the model and the batch in channels_last
+(NHWC, PyTorch's recommended CPU layout, oneDNN's fast path); --autocast bf16 runs the forward
+pass under torch.autocast("cpu", dtype=torch.bfloat16) (the loss in fp32, as onepixel's). The
+report names the BLAS library the process mapped (Debian's PyTorch calls whatever libblas.so.3
+is installed for fp32 matrix products: the reference BLAS is 30x slower than OpenBLAS).
+
+--mode matmul measures the machine's limit instead: a 2048x2048 matrix product in fp32 and in
+bf16, GFLOP/s.
 """
 
 import argparse
 import json
 import platform
+import os
 import resource
 import sys
 import time
@@ -48,7 +58,7 @@ class LeNet(nn.Module):
     def forward(self, x):
         out = F.max_pool2d(F.relu(self.conv1(x)), 2)
         out = F.max_pool2d(F.relu(self.conv2(out)), 2)
-        out = out.view(out.size(0), -1)
+        out = out.reshape(out.size(0), -1)  # (reshape: a channels_last batch is not viewable)
         out = F.relu(self.fc1(out))
         out = F.relu(self.fc2(out))
         return self.fc3(out)
@@ -126,7 +136,7 @@ class ResNet(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         out = F.avg_pool2d(out, 4)
-        return self.linear(out.view(out.size(0), -1))
+        return self.linear(out.reshape(out.size(0), -1))
 
 
 def build(name, classes):
@@ -144,10 +154,46 @@ def cross_entropy(logits, targets):
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
+def blas_libraries():
+    """The BLAS/LAPACK shared objects this process has mapped (after a matrix product)."""
+    a = torch.randn(64, 64)
+    _ = a @ a
+    found = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "blas" in path or "lapack" in path or "mkl" in path:
+                    found.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def matmul_limit(threads, n=2048, reps=10):
+    """GFLOP/s of an n x n matrix product in fp32 and in bf16 (median of reps)."""
+    out = {}
+    for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(n, n).to(dt)
+        b = torch.randn(n, n).to(dt)
+        for _ in range(3):
+            a @ b
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        out[name] = 2 * n**3 / times[len(times) // 2] / 1e9
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
-    ap.add_argument("--mode", choices=["train", "inputgrad"], default="train")
+    ap.add_argument("--mode", choices=["train", "inputgrad", "matmul"], default="train")
+    ap.add_argument("--channels-last", action="store_true", help="model and batch channels_last")
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
@@ -159,6 +205,21 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.mode == "matmul":
+        print(
+            json.dumps(
+                {
+                    "mode": "matmul",
+                    "n": 2048,
+                    "threads": torch.get_num_threads(),
+                    "gflops": matmul_limit(args.threads),
+                    "blas": blas_libraries(),
+                    "torch": torch.__version__,
+                    "python": platform.python_version(),
+                }
+            )
+        )
+        return
     dev = torch.device(args.device)
     if dev.type == "cuda":
         # Plain fp32 like WebGPU's shaders: no TF32 tensor-core rounding.
@@ -168,6 +229,18 @@ def main():
     model = build(args.model, args.classes).to(dev)
     params = sum(p.numel() for p in model.parameters())
     x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = args.autocast == "bf16"
+
+    def logits_of(inp):
+        if not bf16:
+            return model(inp)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(inp)
+        return out.float()
+
     labels = torch.randint(0, args.classes, (args.batch,), device=dev)
     targets = F.one_hot(labels, args.classes).float()
 
@@ -177,7 +250,7 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = cross_entropy(model(x), targets)
+            loss = cross_entropy(logits_of(x), targets)
             loss.backward()
             opt.step()
             return loss.item()
@@ -192,7 +265,7 @@ def main():
 
         def step():
             adv = x.clone().requires_grad_(True)
-            loss = cross_entropy(model(adv), targets)
+            loss = cross_entropy(logits_of(adv), targets)
             (g,) = torch.autograd.grad(loss, adv)
             with torch.no_grad():
                 nxt = torch.min(torch.max(adv + alpha * g.sign(), lower), upper)
@@ -225,6 +298,9 @@ def main():
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "mkldnn": torch.backends.mkldnn.is_available(),
+                "channelsLast": args.channels_last,
+                "autocast": args.autocast,
+                "blas": blas_libraries(),
                 "device": args.device,
                 "deviceName": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                 "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

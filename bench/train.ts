@@ -44,7 +44,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { initEngine, nativeAvailable } from '../src/nn/engine.js';
+import { initEngine, nativeAvailable, usePrecision } from '../src/nn/engine.js';
+import { loadNative } from '../src/nn/backends/native/addon.js';
 import { nativeLoadError } from '../src/nn/backends/native/addon.js';
 import { buildModel, trainableParamCount } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
@@ -59,7 +60,22 @@ const CHILD_TIMEOUT_S = 300;
 const PEER_TIMEOUT_S = 300;
 const PEER_THREADS = 2;
 
-type Backend = 'native' | 'wasm' | 'wasm-2workers';
+type Backend = 'native' | 'native-bf16' | 'wasm' | 'wasm-2workers';
+/**
+ * PyTorch configurations run beside each (model, mode, batch): `nchw` (fp32, PyTorch's default
+ * layout), `fp32-cl` (fp32, channels_last), `bf16-cl` (bf16 autocast, channels_last).
+ */
+type PeerKind = 'nchw' | 'fp32-cl' | 'bf16-cl';
+const PEER_KINDS: readonly PeerKind[] = ['nchw', 'fp32-cl', 'bf16-cl'];
+const PEER_ARGS: Record<PeerKind, string[]> = {
+  nchw: [],
+  'fp32-cl': ['--channels-last'],
+  'bf16-cl': ['--channels-last', '--autocast', 'bf16'],
+};
+/** The peer a row is compared with: the same precision, PyTorch at its best. */
+function peerFor(b: Backend): PeerKind {
+  return b === 'native-bf16' ? 'bf16-cl' : 'fp32-cl';
+}
 type Mode = 'train' | 'inputgrad';
 
 interface Spec {
@@ -101,6 +117,14 @@ interface PeerReport {
   torch: string;
   python: string;
   peakRssMB?: number;
+  blas?: string[];
+}
+
+/** The machine's limit: PyTorch's 2048² matrix product, GFLOP/s. */
+interface LimitReport {
+  gflops: { fp32: number; bf16: number };
+  blas: string[];
+  torch: string;
 }
 
 interface Row {
@@ -108,8 +132,8 @@ interface Row {
   load1: number;
   report?: ChildReport;
   error?: string;
-  peer?: PeerReport;
-  peerError?: string;
+  peers: Partial<Record<PeerKind, PeerReport>>;
+  peerErrors: Partial<Record<PeerKind, string>>;
 }
 
 /** The parallel engine's API as this bench uses it (it may be absent from a build). */
@@ -180,7 +204,9 @@ function forwardMacs(model: LayersModel): number {
 }
 
 async function child(spec: Spec): Promise<ChildReport> {
-  const backend = await initEngine(spec.backend === 'native' ? 'native' : 'wasm');
+  const onNative = spec.backend === 'native' || spec.backend === 'native-bf16';
+  const backend = await initEngine(onNative ? 'native' : 'wasm');
+  if (onNative) usePrecision(spec.backend === 'native-bf16' ? 'bf16' : 'fp32');
   const rng = new Rng(12345);
   const n = spec.batch;
   const shape: [number, number, number, number] = [n, SIZE, SIZE, CHANNELS];
@@ -213,7 +239,7 @@ async function child(spec: Spec): Promise<ChildReport> {
       adv.dataSync();
       adv.dispose();
     };
-  } else if (spec.backend === 'wasm' || spec.backend === 'native') {
+  } else if (spec.backend !== 'wasm-2workers') {
     step = async () => {
       tf.tidy(() => {
         const { value, grads } = tf.variableGrads(
@@ -319,21 +345,34 @@ function python(): string {
   return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
-function runPeer(spec: Spec): Promise<PeerReport> {
-  process.stderr.write(`  peer ${spec.mode} ${spec.model} batch ${spec.batch} (PyTorch)\n`);
+// Idle OpenMP threads sleep, as onepixel's native backend sets for itself: with other work on
+// the machine, spinning threads cost PyTorch more than they gain it.
+const PEER_ENV = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' };
+
+function runPeer(spec: Spec, kind: PeerKind): Promise<PeerReport> {
+  process.stderr.write(`  peer ${spec.mode} ${spec.model} batch ${spec.batch} (PyTorch ${kind})\n`);
   return runCapture(
     python(),
     [
       PEER_SCRIPT,
+      ...PEER_ARGS[kind],
       ...['--model', spec.model, '--mode', spec.mode, '--batch', String(spec.batch)],
       ...['--warmup', String(spec.warmup), '--steps', String(spec.steps)],
       ...['--threads', String(PEER_THREADS), '--classes', String(CLASSES)],
     ],
     PEER_TIMEOUT_S,
-    // Idle OpenMP threads sleep, as onepixel's native backend sets for itself: with other work on
-    // the machine, spinning threads cost PyTorch more than they gain it.
-    { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+    PEER_ENV,
   ).then((out) => lastJson<PeerReport>(out));
+}
+
+function runLimit(): Promise<LimitReport> {
+  process.stderr.write('  limit: PyTorch 2048² matrix product, fp32 and bf16\n');
+  return runCapture(
+    python(),
+    [PEER_SCRIPT, '--model', 'lenet5', '--mode', 'matmul', '--threads', String(PEER_THREADS)],
+    PEER_TIMEOUT_S,
+    PEER_ENV,
+  ).then((out) => lastJson<LimitReport>(out));
 }
 
 function specs(
@@ -351,14 +390,14 @@ function specs(
   ] as const;
   const on = (b: Backend, m: (typeof models)[number]) => {
     if (!backends.includes(b)) return null;
-    if (b === 'native' || m.model !== 'resnet18') return m;
+    if (b === 'native' || b === 'native-bf16' || m.model !== 'resnet18') return m;
     if (wasmResnetBatch === 0) return null;
     return { ...m, batch: wasmResnetBatch, steps: q(2) };
   };
   for (const mode of ['train', 'inputgrad'] as const)
     for (const m of models) {
       if (mode === 'inputgrad' && m.model === 'lenet5' && !backends.includes('native')) continue;
-      for (const b of ['native', 'wasm', 'wasm-2workers'] as const) {
+      for (const b of ['native', 'native-bf16', 'wasm', 'wasm-2workers'] as const) {
         if (mode === 'inputgrad' && b === 'wasm-2workers') continue;
         const mm = on(b, m);
         if (mm !== null) out.push({ name: `${mode}-${m.model}`, backend: b, mode, ...mm });
@@ -385,7 +424,9 @@ function cpuDetails(): Record<string, unknown> {
       cpuFamily: Number(field('cpu family')),
       cpuModel: Number(field('model')),
       cpuMHz: Number(field('cpu MHz')),
-      simd: ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx_vnni'].filter((f) => flags.has(f)),
+      simd: ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'avx_vnni', 'amx_bf16'].filter(
+        (f) => flags.has(f),
+      ),
     };
   } catch {
     return {};
@@ -442,13 +483,23 @@ async function main(): Promise<void> {
     throw new Error('bad --wasm-resnet-batch');
   let backends = (value('--backends')?.split(',') ?? [
     'native',
+    'native-bf16',
     'wasm',
     'wasm-2workers',
   ]) as Backend[];
-  if (backends.includes('native') && !nativeAvailable()) {
-    process.stderr.write(`native backend not built (${nativeLoadError()}): no native rows\n`);
-    backends = backends.filter((b) => b !== 'native');
+  if (!nativeAvailable()) {
+    if (backends.some((b) => b.startsWith('native')))
+      process.stderr.write(`native backend not built (${nativeLoadError()}): no native rows\n`);
+    backends = backends.filter((b) => !b.startsWith('native'));
+  } else if (backends.includes('native-bf16') && !loadNative()?.info().bf16) {
+    process.stderr.write(
+      `no native bf16 on this CPU (oneDNN ISA ${loadNative()?.info().isaName}): no native-bf16 rows\n`,
+    );
+    backends = backends.filter((b) => b !== 'native-bf16');
   }
+  const peerKinds = (value('--peers')?.split(',') ?? ['fp32-cl', 'bf16-cl']) as PeerKind[];
+  for (const k of peerKinds)
+    if (!PEER_KINDS.includes(k)) throw new Error(`bad --peers ${k}: ${PEER_KINDS.join(', ')}`);
   const only = value('--only')?.split(',');
   let parallel = !flag('--no-parallel') && backends.includes('wasm-2workers');
   if (parallel && (await loadParallel()) === null) {
@@ -464,7 +515,27 @@ async function main(): Promise<void> {
   );
 
   const info = machine();
+  const native = nativeAvailable() ? loadNative()?.info() : undefined;
+  if (native) Object.assign(info, { onednn: native.onednn, onednnIsa: native.isaName });
+  // The measured limit (PyTorch's 2048² matrix product in fp32 and bf16) and the peer's BLAS.
+  let limit: LimitReport | undefined;
+  if (peerOn)
+    try {
+      limit = await runLimit();
+      Object.assign(info, { limitGflops: limit.gflops, peerBlas: limit.blas });
+    } catch (e) {
+      process.stderr.write(`  limit failed: ${(e as Error).message}\n`);
+    }
   process.stdout.write(JSON.stringify(info) + '\n');
+  /** CPU and peer, repeated in every measurement line (a line read alone names its machine). */
+  const where = {
+    cpu: info.cpu,
+    cpuFamily: info.cpuFamily,
+    cpuModel: info.cpuModel,
+    simd: info.simd,
+    onednnIsa: info.onednnIsa ?? null,
+    peerBlas: limit?.blas ?? null,
+  };
   process.stderr.write(
     `machine: ${String(info.cpu)}, ${String(info.cores)} cores, load average ` +
       `${(info.loadavg as number[]).join(' ')}\n`,
@@ -475,7 +546,12 @@ async function main(): Promise<void> {
   let torch: { torch: string; python: string } | undefined;
   for (let i = 0; i < list.length; i++) {
     const spec = list[i];
-    const row: Row = { spec, load1: Math.round(os.loadavg()[0] * 100) / 100 };
+    const row: Row = {
+      spec,
+      load1: Math.round(os.loadavg()[0] * 100) / 100,
+      peers: {},
+      peerErrors: {},
+    };
     try {
       const out = await runCapture(
         process.execPath,
@@ -493,20 +569,18 @@ async function main(): Promise<void> {
     const sameKey = (a: Spec, b: Spec) =>
       a.model === b.model && a.mode === b.mode && a.batch === b.batch;
     if (peerOn && (next === undefined || !sameKey(next, spec))) {
-      let peer: PeerReport | undefined;
-      let peerError: string | undefined;
-      try {
-        peer = await runPeer(spec);
-        torch = { torch: peer.torch, python: peer.python };
-      } catch (e) {
-        peerError = (e as Error).message;
-        process.stderr.write(`  peer failed: ${peerError}\n`);
-      }
-      for (const r of rows)
-        if (sameKey(r.spec, spec) && r.peer === undefined) {
-          r.peer = peer;
-          r.peerError = peerError;
+      const mine = rows.filter((r) => sameKey(r.spec, spec) && Object.keys(r.peers).length === 0);
+      for (const kind of peerKinds) {
+        try {
+          const peer = await runPeer(spec, kind);
+          torch = { torch: peer.torch, python: peer.python };
+          for (const r of mine) r.peers[kind] = peer;
+        } catch (e) {
+          const why = (e as Error).message;
+          process.stderr.write(`  peer ${kind} failed: ${why}\n`);
+          for (const r of mine) r.peerErrors[kind] = why;
         }
+      }
     }
   }
 
@@ -517,14 +591,12 @@ async function main(): Promise<void> {
     pad('batch', 5, true),
     pad('steps', 5, true),
     pad('img/s', 8, true),
-    pad('img/CPU-s', 9, true),
-    pad('peer img/s', 10, true),
-    pad('peer/CPU-s', 10, true),
+    ...peerKinds.map((k) => pad(`pt ${k}`, 10, true)),
     pad('ratio', 6, true),
+    pad('vs', 7),
     pad('GFLOP/s', 7, true),
-    pad('%peak', 5, true),
+    pad('%limit', 6, true),
     pad('RSS MB', 6, true),
-    pad('peer RSS', 8, true),
     pad('load1', 5, true),
   ].join('  ');
   const lines = [header, '-'.repeat(header.length)];
@@ -532,15 +604,18 @@ async function main(): Promise<void> {
     const s = r.spec;
     const rep = r.report;
     const cpu = rep ? (s.batch * s.steps) / rep.cpuSeconds.reduce((a, b) => a + b, 0) : undefined;
-    const ratio = rep && r.peer ? rep.imagesPerSecond / r.peer.imagesPerSecond : undefined;
-    const peerCpu = r.peer
-      ? (r.peer.batch * r.peer.stepSeconds.length) / r.peer.cpuSeconds.reduce((a, b) => a + b, 0)
-      : undefined;
+    const vs = peerFor(s.backend);
+    const peer = r.peers[vs];
+    const ratio = rep && peer ? rep.imagesPerSecond / peer.imagesPerSecond : undefined;
     // A training step is ~3 forward passes (forward, input and weight gradients); an input
     // gradient ~2 (forward and input gradient).
     const flopsPerImage = rep ? 2 * rep.forwardMacs * (s.mode === 'train' ? 3 : 2) : undefined;
     const gflops = rep && flopsPerImage ? (rep.imagesPerSecond * flopsPerImage) / 1e9 : undefined;
     const share = gflops !== undefined && peak !== null ? (100 * gflops) / peak : undefined;
+    // Against the measured limit of the row's own precision (PyTorch's 2048² matrix product).
+    const lim = limit ? limit.gflops[s.backend === 'native-bf16' ? 'bf16' : 'fp32'] : undefined;
+    const ofLimit = gflops !== undefined && lim ? (100 * gflops) / lim : undefined;
+    const peerRate = (k: PeerKind) => r.peers[k]?.imagesPerSecond;
     lines.push(
       [
         pad(s.name, 20),
@@ -548,21 +623,24 @@ async function main(): Promise<void> {
         pad(String(s.batch), 5, true),
         pad(`${s.warmup}+${s.steps}`, 5, true),
         pad(rep ? fmt(rep.imagesPerSecond, 2) : 'failed', 8, true),
-        pad(fmt(cpu, 2), 9, true),
-        pad(r.peer ? fmt(r.peer.imagesPerSecond, 2) : '—', 10, true),
-        pad(fmt(peerCpu, 2), 10, true),
+        ...peerKinds.map((k) => pad(fmt(peerRate(k), 2), 10, true)),
         pad(ratio === undefined ? '—' : `${ratio.toFixed(3)}`, 6, true),
+        pad(vs, 7),
         pad(fmt(gflops, 1), 7, true),
-        pad(fmt(share, 1), 5, true),
+        pad(fmt(ofLimit, 1), 6, true),
         pad(fmt(rep?.peakRssMB, 0), 6, true),
-        pad(fmt(r.peer?.peakRssMB, 0), 8, true),
         pad(fmt(r.load1, 2), 5, true),
       ].join('  '),
     );
+    const peerCpu = (k: PeerKind) => {
+      const p = r.peers[k];
+      return p ? (p.batch * p.stepSeconds.length) / p.cpuSeconds.reduce((a, b) => a + b, 0) : null;
+    };
     process.stdout.write(
       JSON.stringify({
         name: s.name,
         backend: s.backend,
+        precision: s.backend === 'native-bf16' ? 'bf16' : 'fp32',
         model: s.model,
         mode: s.mode,
         batch: s.batch,
@@ -577,19 +655,30 @@ async function main(): Promise<void> {
         engine: rep?.backend ?? null,
         error: r.error ?? null,
         peer: peerOn ? `pytorch ${torch?.torch ?? '?'} (${PEER_THREADS} threads)` : null,
-        peerImagesPerSecond: r.peer?.imagesPerSecond ?? null,
-        peerImagesPerCpuSecond: peerCpu ?? null,
-        peerStepSeconds: r.peer?.stepSeconds ?? null,
-        peerCpuSeconds: r.peer?.cpuSeconds ?? null,
-        peerParams: r.peer?.params ?? null,
-        peerError: r.peerError ?? null,
+        comparedWith: peer ? vs : null,
         ratio: ratio ?? null,
+        peers: Object.fromEntries(
+          peerKinds.map((k) => [
+            k,
+            {
+              imagesPerSecond: r.peers[k]?.imagesPerSecond ?? null,
+              imagesPerCpuSecond: peerCpu(k),
+              stepSeconds: r.peers[k]?.stepSeconds ?? null,
+              cpuSeconds: r.peers[k]?.cpuSeconds ?? null,
+              params: r.peers[k]?.params ?? null,
+              peakRssMB: r.peers[k]?.peakRssMB ?? null,
+              error: r.peerErrors[k] ?? null,
+            },
+          ]),
+        ),
         flopsPerImage: flopsPerImage ?? null,
         gflops: gflops ?? null,
         percentOfPeak: share ?? null,
+        limitGflops: lim ?? null,
+        percentOfLimit: ofLimit ?? null,
         peakRssMB: rep?.peakRssMB ?? null,
-        peerPeakRssMB: r.peer?.peakRssMB ?? null,
         loadavg1AtStart: r.load1,
+        ...where,
       }) + '\n',
     );
   }
@@ -605,12 +694,15 @@ async function main(): Promise<void> {
   );
   lines.push(
     '',
-    `ratio = onepixel img/s ÷ PyTorch img/s (${PEER_THREADS} threads); img/CPU-s = images per ` +
-      'CPU-second of the onepixel process (peer/CPU-s: of the Python process)',
+    `ratio = onepixel img/s ÷ PyTorch img/s (${PEER_THREADS} threads) of the column 'vs': ` +
+      'fp32 rows against PyTorch fp32 channels_last, native-bf16 against PyTorch bf16 autocast ' +
+      `channels_last; peer BLAS ${limit?.blas.join(', ') ?? '?'}`,
+    `%limit: GFLOP/s against PyTorch's 2048² matrix product in the row's precision on this ` +
+      `machine (fp32 ${fmt(limit?.gflops.fp32, 0)}, bf16 ${fmt(limit?.gflops.bf16, 0)} GFLOP/s)`,
     `GFLOP/s from the model's convolution and dense multiply-adds (×3 per training image, ×2 per ` +
       `input gradient); %peak of ${fmt(peak ?? undefined, 0)} GFLOP/s = cores × 64 FP32 FLOP/cycle ` +
       `(AVX-512: 2 FMA pipes × 16 lanes × 2) × the clock /proc/cpuinfo reports`,
-    `RSS MB: peak resident set of the onepixel process (peer RSS: of the Python process)`,
+    `RSS MB: peak resident set of the onepixel process`,
     `load average at start ${(info.loadavg as number[]).join(' ')}, at end ${end.join(' ')}`,
   );
   process.stderr.write('\n' + lines.join('\n') + '\n');

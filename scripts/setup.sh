@@ -7,7 +7,9 @@
 # tests run Dawn's OpenGL path on a machine without a GPU), oneDNN and a C++ toolchain for the
 # native backend (node-gyp needs make and python3), Chromium (a test opens the audit report in
 # it headless), Slurm and munge (a one-node cluster for the sharding test), then the npm packages
-# (which build the TypeScript and the native addon).
+# (which build the TypeScript and the native addon). OpenBLAS (pthread) becomes libblas.so.3, which
+# Debian's PyTorch calls for fp32 matrix products: with the reference BLAS the bench peer's Linear
+# layers run at a few GFLOP/s, so every speed ratio against it would flatter onepixel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -22,6 +24,7 @@ lib=/usr/lib/x86_64-linux-gnu
 [ -e $lib/libEGL_mesa.so.0 ] || need+=(libegl-mesa0)
 [ -e $lib/dri/swrast_dri.so ] || need+=(libgl1-mesa-dri)
 [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || need+=(libdnnl-dev)
+ls $lib/openblas-pthread/libblas.so.3 >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)

@@ -33,6 +33,23 @@ Value guarded(const CallbackInfo& info, F body) {
   return info.Env().Undefined();
 }
 
+// oneDNN's name for the instruction set its kernels use on this CPU (ONEDNN_VERBOSE's names).
+std::string isaName() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    default: return "isa " + std::to_string(static_cast<int>(dnnl::get_effective_cpu_isa()));
+  }
+}
+
 constexpr int64_t kBig = int64_t(1) << 30;  // bound of any single size, stride or pad
 
 // The output size along one axis that oneDNN derives (and requires) from the others.
@@ -133,18 +150,52 @@ Value ConvImpl(const CallbackInfo& i) {  // (p, which) -> the implementation one
   return Napi::String::New(i.Env(), s);
 }
 
+// A matrix product's geometry p (batchA batchB M K N transA transB), checked.
+const int32_t* checkMatMul(const Args& a, int i) {
+  const int32_t* p = a.i32(i, "p", 7);
+  static const char* names[7] = {"batchA", "batchB", "M", "K", "N", "transA", "transB"};
+  for (int k = 0; k < 5; k++) a.param("p", names[k], p[k], k == 3 ? 1 : 0, kBig);
+  a.param("p", names[5], p[5], 0, 1);
+  a.param("p", names[6], p[6], 0, 1);
+  if (p[0] != p[1] && p[0] != 1 && p[1] != 1)
+    a.rangeError("p: batchA = " + std::to_string(p[0]) + " and batchB = " + std::to_string(p[1]) +
+                 " do not broadcast");
+  return p;
+}
+
+Value MatMulImpl(const CallbackInfo& i) {  // (p) -> the implementation oneDNN picked
+  std::string s;
+  Value r = guarded(i, [&] { s = matMulImpl(checkMatMul(Args(i, "matMulImpl"), 0)); });
+  if (i.Env().IsExceptionPending()) return r;
+  return Napi::String::New(i.Env(), s);
+}
+
+// (['fp32' | 'bf16']) -> the precision in use; bf16 only where the CPU runs it natively.
+Value PrecisionOp(const CallbackInfo& i) {
+  Value r = guarded(i, [&] {
+    if (i.Length() == 0 || i[0].IsUndefined()) return;
+    Args a(i, "precision");
+    if (!i[0].IsString()) a.typeError("precision: argument 1 must be 'fp32' or 'bf16'");
+    const std::string want = i[0].As<Napi::String>().Utf8Value();
+    if (want == "fp32") {
+      setPrecision(Precision::kF32);
+    } else if (want == "bf16") {
+      if (!bf16Native())
+        a.rangeError("precision: this CPU has no native bf16 (oneDNN ISA " + isaName() + ")");
+      setPrecision(Precision::kBf16);
+    } else {
+      a.rangeError("precision: '" + want + "' is not 'fp32' or 'bf16'");
+    }
+  });
+  if (i.Env().IsExceptionPending()) return r;
+  return Napi::String::New(i.Env(), precision() == Precision::kBf16 ? "bf16" : "fp32");
+}
+
 Value MatMul(const CallbackInfo& i) {  // (a, b, bias|null, c, p, relu)
   return guarded(i, [&] {
     Args a(i, "matMul");
-    const int32_t* p = a.i32(4, "p", 7);
-    static const char* names[7] = {"batchA", "batchB", "M", "K", "N", "transA", "transB"};
-    for (int k = 0; k < 5; k++) a.param("p", names[k], p[k], k == 3 ? 1 : 0, kBig);
-    a.param("p", names[5], p[5], 0, 1);
-    a.param("p", names[6], p[6], 0, 1);
+    const int32_t* p = checkMatMul(a, 4);
     const int64_t bA = p[0], bB = p[1], M = p[2], K = p[3], N = p[4];
-    if (bA != bB && bA != 1 && bB != 1)
-      a.rangeError("p: batchA = " + std::to_string(bA) + " and batchB = " + std::to_string(bB) +
-                   " do not broadcast");
     float* x = a.f32(0, "a", mul(a, "a", bA, mul(a, "a", M, K)));
     float* w = a.f32(1, "b", mul(a, "b", bB, mul(a, "b", K, N)));
     float* bias = a.f32(2, "bias", N, true);
@@ -389,6 +440,9 @@ Value Info(const CallbackInfo& i) {
                       std::to_string(v->patch));
   o.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
   o.Set("isa", static_cast<double>(static_cast<int>(dnnl::get_effective_cpu_isa())));
+  o.Set("isaName", isaName());
+  o.Set("bf16", bf16Native());
+  o.Set("precision", precision() == Precision::kBf16 ? "bf16" : "fp32");
   o.Set("threads", threads());
   o.Set("cachedPrimitives", static_cast<double>(cacheSize()));
   return o;
@@ -405,6 +459,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("conv2dBackpropFilter", Conv2DBackpropFilter);
   fn("convImpl", ConvImpl);
   fn("matMul", MatMul);
+  fn("matMulImpl", MatMulImpl);
+  fn("precision", PrecisionOp);
   fn("pool", Pool);
   fn("poolGrad", PoolGrad);
   fn("batchNorm", BatchNorm);

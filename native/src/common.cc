@@ -24,7 +24,8 @@ const int32_t* i32ptr(const Napi::Value& v) { return v.As<Napi::Int32Array>().Da
 size_t length(const Napi::Value& v) { return v.As<Napi::TypedArray>().ElementLength(); }
 
 namespace {
-std::vector<char> scratch, filters;
+std::vector<char> scratch, filters, staged[4];
+Precision current = Precision::kF32;
 std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache;
 
 // Memory for `md` on `buffer`, grown (never shrunk) to fit.
@@ -43,6 +44,34 @@ dnnl::memory onBuffer(std::vector<char>& buffer, const dnnl::memory::desc& md) {
 dnnl::memory scratchpad(const dnnl::memory::desc& md) { return onBuffer(scratch, md); }
 
 dnnl::memory filterBuffer(const dnnl::memory::desc& md) { return onBuffer(filters, md); }
+
+dnnl::memory staging(int slot, const dnnl::memory::desc& md) {
+  return onBuffer(staged[slot], md);
+}
+
+dnnl::memory converted(dnnl::memory user, const dnnl::memory::desc& want,
+                       const dnnl::reorder& convert, int slot) {
+  if (!convert) return user;
+  dnnl::memory m = staging(slot, want);
+  convert.execute(strm(), user, m);
+  return m;
+}
+
+dnnl::reorder toReorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
+  if (from == to) return {};
+  return dnnl::reorder(dnnl::memory(from, eng(), nullptr), dnnl::memory(to, eng(), nullptr));
+}
+
+bool isReference(const std::string& impl) { return impl.rfind("ref", 0) == 0; }
+
+Precision precision() { return current; }
+void setPrecision(Precision p) { current = p; }
+dnnl::memory::data_type computeType() { return current == Precision::kBf16 ? bf16 : f32; }
+
+bool bf16Native() {
+  const auto isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
 
 dnnl::primitive_attr attrs(bool relu) {
   dnnl::primitive_attr a;

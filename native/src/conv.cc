@@ -8,9 +8,11 @@ namespace {
 using namespace dnnl;
 
 // p: N H W Ci  kh kw Co  Ho Wo  sh sw  dh dw  pt pl pb pr
+// `dt`: the compute type of the inputs (src, weights, diff_dst); outputs and bias stay fp32.
 struct Geometry {
   dims src, wei, dst, bias, strides, dil, padL, padR;
-  explicit Geometry(const int32_t* p)
+  memory::data_type dt;
+  Geometry(const int32_t* p, memory::data_type dt)
       : src{p[0], p[3], p[1], p[2]},
         wei{p[6], p[3], p[4], p[5]},
         dst{p[0], p[6], p[7], p[8]},
@@ -18,68 +20,80 @@ struct Geometry {
         strides{p[9], p[10]},
         dil{p[11] - 1, p[12] - 1},
         padL{p[13], p[14]},
-        padR{p[15], p[16]} {}
-  memory::desc srcMd() const { return {src, f32, tag::nhwc}; }
-  memory::desc dstMd() const { return {dst, f32, tag::nhwc}; }
-  memory::desc weiAny() const { return {wei, f32, tag::any}; }
+        padR{p[15], p[16]},
+        dt(dt) {}
+  memory::desc srcUser() const { return {src, f32, tag::nhwc}; }
+  memory::desc dstUser() const { return {dst, f32, tag::nhwc}; }
   memory::desc weiUser() const { return {wei, f32, tag::hwio}; }
+  memory::desc srcIn() const { return {src, dt, tag::nhwc}; }
+  memory::desc dstIn() const { return {dst, dt, tag::nhwc}; }
+  memory::desc weiAny() const { return {wei, dt, tag::any}; }
   convolution_forward::primitive_desc forward(bool withBias, bool relu) const {
     auto d = withBias ? convolution_forward::desc(prop_kind::forward_training,
-                                                  algorithm::convolution_direct, srcMd(), weiAny(),
-                                                  memory::desc(bias, f32, tag::a), dstMd(),
+                                                  algorithm::convolution_direct, srcIn(), weiAny(),
+                                                  memory::desc(bias, f32, tag::a), dstUser(),
                                                   strides, dil, padL, padR)
                       : convolution_forward::desc(prop_kind::forward_training,
-                                                  algorithm::convolution_direct, srcMd(), weiAny(),
-                                                  dstMd(), strides, dil, padL, padR);
+                                                  algorithm::convolution_direct, srcIn(), weiAny(),
+                                                  dstUser(), strides, dil, padL, padR);
     return {d, attrs(relu), eng()};
+  }
+  convolution_backward_data::primitive_desc backwardData() const {
+    convolution_backward_data::desc d(algorithm::convolution_direct, srcUser(), weiAny(), dstIn(),
+                                      strides, dil, padL, padR);
+    return {d, attrs(), eng(), forward(false, false)};
+  }
+  convolution_backward_weights::primitive_desc backwardWeights() const {
+    convolution_backward_weights::desc d(algorithm::convolution_direct, srcIn(),
+                                         memory::desc(wei, f32, tag::any), dstIn(), strides, dil,
+                                         padL, padR);
+    return {d, attrs(), eng(), forward(false, false)};
   }
 };
 
+// The primitive descriptor `make(g)` in the current precision, or in fp32 when the bf16 one would
+// run oneDNN's reference code (a shape no optimised bf16 kernel takes).
+template <class F>
+auto inPrecision(const int32_t* p, F make) {
+  auto pd = make(Geometry(p, computeType()));
+  if (computeType() != f32 && isReference(pd.impl_info_str())) pd = make(Geometry(p, f32));
+  return pd;
+}
+
 std::vector<int64_t> keyOf(int kind, const int32_t* p, int64_t extra) {
-  std::vector<int64_t> k{kind, extra};
+  std::vector<int64_t> k{kind, extra, static_cast<int64_t>(precision())};
   k.insert(k.end(), p, p + 17);
   return k;
 }
 
+// The reorders from the user's fp32 tensors to what the primitive takes (empty when the same).
 struct FwdEntry : Entry {
   convolution_forward::primitive_desc pd;
   convolution_forward prim;
-  memory::desc weights;  // the filter layout the primitive takes (when not HWIO)
-  dnnl::reorder toPrim;
-  memory::desc user;
+  memory::desc user, srcUser;
+  dnnl::reorder toPrim, srcToPrim;
 };
 
 struct BwdDataEntry : Entry {
   convolution_backward_data::primitive_desc pd;
   convolution_backward_data prim;
-  memory::desc weights;
-  dnnl::reorder toPrim;
-  memory::desc user;
+  memory::desc user, dstUser;
+  dnnl::reorder toPrim, dyToPrim;
 };
 
 struct BwdWeightsEntry : Entry {
   convolution_backward_weights::primitive_desc pd;
   convolution_backward_weights prim;
-  memory::desc diffWeights;  // the primitive's layout, reordered to HWIO after (when not HWIO)
-  dnnl::reorder toUser;
-  memory::desc user;
+  memory::desc user, srcUser, dstUser;
+  dnnl::reorder toUser, srcToPrim, dyToPrim;  // toUser: the filter gradient back to HWIO fp32
 };
-
-// Prepares the reorder when the primitive wants another filter layout than HWIO.
-template <class E>
-void prepareWeights(E* e, const memory::desc& want) {
-  if (want != e->user) {
-    e->weights = want;
-    e->toPrim = dnnl::reorder(memory(e->user, eng(), nullptr), memory(want, eng(), nullptr));
-  }
-}
 
 // The filter as the primitive takes it: the user's, or reordered into the shared buffer.
 template <class E>
 memory primFilter(E* e, float* w) {
   memory user(e->user, eng(), w);
   if (!e->toPrim) return user;
-  memory m = filterBuffer(e->weights);
+  memory m = filterBuffer(e->pd.weights_desc());
   e->toPrim.execute(strm(), user, m);
   return m;
 }
@@ -87,16 +101,19 @@ memory primFilter(E* e, float* w) {
 }  // namespace
 
 void conv2d(float* x, float* w, float* bias, float* y, const int32_t* p, bool relu) {
-  Geometry g(p);
   auto* e = static_cast<FwdEntry*>(cached(keyOf(1, p, (bias ? 2 : 0) + relu), [&] {
     auto* n = new FwdEntry;
-    n->pd = g.forward(bias != nullptr, relu);
+    n->pd = inPrecision(p, [&](const Geometry& g) { return g.forward(bias != nullptr, relu); });
     n->prim = convolution_forward(n->pd);
+    Geometry g(p, f32);
     n->user = g.weiUser();
-    prepareWeights(n, n->pd.weights_desc());
+    n->srcUser = g.srcUser();
+    n->toPrim = toReorder(n->user, n->pd.weights_desc());
+    n->srcToPrim = toReorder(n->srcUser, n->pd.src_desc());
     return n;
   }));
-  memory src(e->pd.src_desc(), eng(), x), dst(e->pd.dst_desc(), eng(), y);
+  memory src = converted(memory(e->srcUser, eng(), x), e->pd.src_desc(), e->srcToPrim, 0);
+  memory dst(e->pd.dst_desc(), eng(), y);
   memory wPrim = primFilter(e, w);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                        {DNNL_ARG_WEIGHTS, wPrim},
@@ -108,19 +125,19 @@ void conv2d(float* x, float* w, float* bias, float* y, const int32_t* p, bool re
 }
 
 void conv2dBackpropInput(float* dy, float* w, float* dx, const int32_t* p) {
-  Geometry g(p);
   auto* e = static_cast<BwdDataEntry*>(cached(keyOf(2, p, 0), [&] {
     auto* n = new BwdDataEntry;
-    auto hint = g.forward(false, false);
-    convolution_backward_data::desc d(algorithm::convolution_direct, g.srcMd(), g.weiAny(),
-                                      g.dstMd(), g.strides, g.dil, g.padL, g.padR);
-    n->pd = convolution_backward_data::primitive_desc(d, attrs(), eng(), hint);
+    n->pd = inPrecision(p, [](const Geometry& g) { return g.backwardData(); });
     n->prim = convolution_backward_data(n->pd);
+    Geometry g(p, f32);
     n->user = g.weiUser();
-    prepareWeights(n, n->pd.weights_desc());
+    n->dstUser = g.dstUser();
+    n->toPrim = toReorder(n->user, n->pd.weights_desc());
+    n->dyToPrim = toReorder(n->dstUser, n->pd.diff_dst_desc());
     return n;
   }));
-  memory diffDst(e->pd.diff_dst_desc(), eng(), dy), diffSrc(e->pd.diff_src_desc(), eng(), dx);
+  memory diffDst = converted(memory(e->dstUser, eng(), dy), e->pd.diff_dst_desc(), e->dyToPrim, 0);
+  memory diffSrc(e->pd.diff_src_desc(), eng(), dx);
   memory wPrim = primFilter(e, w);
   e->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, diffDst},
                            {DNNL_ARG_WEIGHTS, wPrim},
@@ -130,25 +147,23 @@ void conv2dBackpropInput(float* dy, float* w, float* dx, const int32_t* p) {
 }
 
 void conv2dBackpropFilter(float* x, float* dy, float* dw, const int32_t* p) {
-  Geometry g(p);
   auto* e = static_cast<BwdWeightsEntry*>(cached(keyOf(3, p, 0), [&] {
     auto* n = new BwdWeightsEntry;
-    auto hint = g.forward(false, false);
-    convolution_backward_weights::desc d(algorithm::convolution_direct, g.srcMd(), g.weiAny(),
-                                         g.dstMd(), g.strides, g.dil, g.padL, g.padR);
-    n->pd = convolution_backward_weights::primitive_desc(d, attrs(), eng(), hint);
+    n->pd = inPrecision(p, [](const Geometry& g) { return g.backwardWeights(); });
     n->prim = convolution_backward_weights(n->pd);
+    Geometry g(p, f32);
     n->user = g.weiUser();
-    if (n->pd.diff_weights_desc() != n->user) {
-      n->diffWeights = n->pd.diff_weights_desc();
-      n->toUser = dnnl::reorder(memory(n->diffWeights, eng(), nullptr),
-                                memory(n->user, eng(), nullptr));
-    }
+    n->srcUser = g.srcUser();
+    n->dstUser = g.dstUser();
+    n->toUser = toReorder(n->pd.diff_weights_desc(), n->user);
+    n->srcToPrim = toReorder(n->srcUser, n->pd.src_desc());
+    n->dyToPrim = toReorder(n->dstUser, n->pd.diff_dst_desc());
     return n;
   }));
-  memory src(e->pd.src_desc(), eng(), x), diffDst(e->pd.diff_dst_desc(), eng(), dy);
+  memory src = converted(memory(e->srcUser, eng(), x), e->pd.src_desc(), e->srcToPrim, 0);
+  memory diffDst = converted(memory(e->dstUser, eng(), dy), e->pd.diff_dst_desc(), e->dyToPrim, 1);
   memory dwUser(e->user, eng(), dw);
-  memory dwPrim = e->toUser ? filterBuffer(e->diffWeights) : dwUser;
+  memory dwPrim = e->toUser ? filterBuffer(e->pd.diff_weights_desc()) : dwUser;
   e->prim.execute(strm(), {{DNNL_ARG_SRC, src},
                            {DNNL_ARG_DIFF_DST, diffDst},
                            {DNNL_ARG_DIFF_WEIGHTS, dwPrim},
@@ -157,18 +172,22 @@ void conv2dBackpropFilter(float* x, float* dy, float* dw, const int32_t* p) {
   strm().wait();
 }
 
+// The implementation (and source data type) the kernel `which` runs in the current precision:
+// "jit:avx512_core_bf16 bf16" or so.
 std::string convImpl(const int32_t* p, int which) {
-  Geometry g(p);
-  auto fwd = g.forward(false, false);
-  if (which == 0) return fwd.impl_info_str();
-  if (which == 1) {
-    convolution_backward_data::desc d(algorithm::convolution_direct, g.srcMd(), g.weiAny(),
-                                      g.dstMd(), g.strides, g.dil, g.padL, g.padR);
-    return convolution_backward_data::primitive_desc(d, attrs(), eng(), fwd).impl_info_str();
+  auto name = [](const auto& pd, const memory::desc& in) {
+    return std::string(pd.impl_info_str()) + (in.data_type() == bf16 ? " bf16" : " f32");
+  };
+  if (which == 0) {
+    auto pd = inPrecision(p, [](const Geometry& g) { return g.forward(false, false); });
+    return name(pd, pd.src_desc());
   }
-  convolution_backward_weights::desc d(algorithm::convolution_direct, g.srcMd(), g.weiAny(),
-                                       g.dstMd(), g.strides, g.dil, g.padL, g.padR);
-  return convolution_backward_weights::primitive_desc(d, attrs(), eng(), fwd).impl_info_str();
+  if (which == 1) {
+    auto pd = inPrecision(p, [](const Geometry& g) { return g.backwardData(); });
+    return name(pd, pd.diff_dst_desc());
+  }
+  auto pd = inPrecision(p, [](const Geometry& g) { return g.backwardWeights(); });
+  return name(pd, pd.src_desc());
 }
 
 }  // namespace op

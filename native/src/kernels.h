@@ -15,6 +15,8 @@ std::string convImpl(const int32_t* p, int which);
 
 // matmul.cc (p: batchA batchB M K N transA transB)
 void matMul(float* a, float* b, float* bias, float* c, const int32_t* p, bool relu);
+// The implementation oneDNN runs for the product p in the current precision, with " bf16"/" f32".
+std::string matMulImpl(const int32_t* p);
 
 // pool.cc (p: N H W C kh kw Ho Wo sh sw pt pl pb pr isMax)
 void pool(float* x, float* y, const int32_t* p);

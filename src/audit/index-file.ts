@@ -37,6 +37,8 @@ export interface AuditIndex {
   seeds: number[];
   preset: string | null;
   backend: string;
+  /** 'bf16' when the cells computed in bf16 (absent: fp32, as before the setting existed). */
+  precision?: 'bf16';
   cells: IndexedCell[];
 }
 
@@ -67,7 +69,9 @@ export async function writeAuditIndex(
       if (await exists(join(out, 'cells', c.folder, 'cell.json'))) started.push(c);
     const { missing } = await presentCells(out, { ...old, cells: started });
     if (missing.length > 0) {
-      const what = (['backend', 'preset', 'clean'] as const).find((k) => old[k] !== index[k]);
+      const what = (['backend', 'precision', 'preset', 'clean'] as const).find(
+        (k) => old[k] !== index[k],
+      );
       fail(
         `${path}: describes another audit` +
           (what

@@ -3,7 +3,14 @@ import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { createFolder, holdOutput } from '../output.js';
-import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
+import {
+  BACKENDS,
+  type BackendName,
+  initEngine,
+  PRECISIONS,
+  type PrecisionName,
+  resolvePrecision,
+} from '../nn/engine.js';
 import { isModelName, MODELS, type ModelName } from '../nn/models/index.js';
 import {
   type AuditDataset,
@@ -44,6 +51,7 @@ interface Flags {
   seed: number;
   seeds?: string;
   backend: BackendName;
+  precision: PrecisionName;
   out?: string;
 }
 
@@ -81,6 +89,14 @@ export function auditCommand(): Command {
       'train every cell once per seed, comma-separated (e.g. 0,1,2); tables show mean ± sd',
     )
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
+    .addOption(
+      new Option(
+        '--precision <p>',
+        'native backend: bf16 convolutions and matrix products in every cell (fp32 cells keep their identity; bf16 cells are other cells); auto = bf16 where the CPU has it',
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
     .option('--out <dir>', 'audit folder: results.json, table.md, report.html, cells/')
     .option('--shard <I/N>', "run only this shard's cells (I from 0; see --list-cells)")
     .option(
@@ -136,6 +152,7 @@ export function auditCommand(): Command {
         fail(`--seeds takes non-negative integers like 0,1,2 (got '${f.seeds}')`);
       if (new Set(seeds).size !== seeds.length) fail(`--seeds lists a seed twice ('${f.seeds}')`);
       const backend = await initEngine(f.backend);
+      const precision = resolvePrecision(f.precision, backend);
       const shard = f.shard === undefined ? null : parseShard(f.shard);
       const plan: AuditPlan = {
         datasets,
@@ -151,6 +168,7 @@ export function auditCommand(): Command {
               preset: f.preset,
               epochs: f.epochs,
               seed,
+              precision,
               ...(countermeasure ? { countermeasure } : {}),
             },
             backend,
@@ -170,6 +188,7 @@ export function auditCommand(): Command {
         seeds,
         preset: f.preset ?? null,
         backend,
+        ...(precision === 'bf16' ? { precision } : {}),
         cells: planned.map((c) => ({
           key: c.key,
           dataset: c.dataset.name,

@@ -27,7 +27,12 @@ async function nativeReport(): Promise<BackendReport> {
     return {
       backend: 'native',
       usable: true,
-      detail: `oneDNN ${i.onednn} (${i.cpuRuntime}), ${i.threads} threads; addon ${ADDON_PATH}`,
+      detail:
+        `oneDNN ${i.onednn} (${i.cpuRuntime}), ${i.threads} threads, ISA ${i.isaName}; ` +
+        (i.bf16
+          ? 'bf16: yes (--precision bf16 or auto)'
+          : 'bf16: no (needs avx512_core_bf16 or AMX; --precision auto runs fp32)') +
+        `; addon ${ADDON_PATH}`,
     };
   }
   const missing = await nativeMissing();

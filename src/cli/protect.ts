@@ -7,7 +7,14 @@ import { Command, Option } from 'commander';
 import { DATASETS, type DatasetKind, FORMATS, type OutputFormat } from '../data/formats.js';
 import { fail } from '../errors.js';
 import { infinityReplacer, type Manifest, METHODS, type Method } from '../manifest.js';
-import { BACKENDS, type BackendName, MODELS, type ModelName } from '../nn/names.js';
+import {
+  BACKENDS,
+  type BackendName,
+  MODELS,
+  type ModelName,
+  PRECISIONS,
+  type PrecisionName,
+} from '../nn/names.js';
 import { EM_DEFAULTS, EM_MODES, type EmMode } from '../noise/em-config.js';
 import { isAborting } from '../output.js';
 import type { Phase } from '../protect/method.js';
@@ -71,6 +78,7 @@ interface Flags {
   maxRounds: number;
   stopAccuracy: number;
   backend: BackendName;
+  precision: PrecisionName;
   workers: number;
   checkpoint?: string;
   resume: boolean;
@@ -88,6 +96,7 @@ const EM_GENERATION: Array<keyof Flags> = [
   'maxRounds',
   'stopAccuracy',
   'backend',
+  'precision',
   'workers',
   'checkpoint',
   'resume',
@@ -193,6 +202,7 @@ async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
       stopAccuracy: f.stopAccuracy,
     },
     backend: f.backend,
+    precision: f.precision,
     workers: f.workers,
     checkpoint: f.checkpoint,
     resume: f.resume,
@@ -337,6 +347,14 @@ export function protectCommand(): Command {
     )
     .addOption(
       new Option('--backend <name>', 'EM engine backend').choices(BACKENDS).default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--precision <p>',
+        'EM surrogate on the native backend: bf16 convolutions and matrix products (fp32 weights and noise); auto = bf16 where the CPU has it',
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
     )
     .option(
       '--workers <n>',

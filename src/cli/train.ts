@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { fail } from '../errors.js';
 import { DATASETS, type DatasetKind } from '../data/formats.js';
 import { checkOutput, createFolder, holdOutput, removeOutput } from '../output.js';
-import { BACKENDS, type BackendName, initEngine } from '../nn/engine.js';
+import { BACKENDS, type BackendName, initEngine, PRECISIONS } from '../nn/engine.js';
 import { MODELS } from '../nn/models/index.js';
 import { SCHEDULES } from '../nn/schedule.js';
 import { COUNTERMEASURES } from '../train/countermeasures.js';
@@ -77,6 +77,14 @@ export function trainCommand(): Command {
     )
     .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', seed(), 0)
     .addOption(new Option('--backend <name>', 'engine backend').choices(BACKENDS).default('auto'))
+    .addOption(
+      new Option(
+        '--precision <p>',
+        'native backend: bf16 convolutions and matrix products (fp32 weights, optimiser, batch-norm statistics, loss); auto = bf16 where the CPU has it',
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
     .option(
       '--epsilon <x>',
       'adversarial training: L∞ radius, as protect --epsilon: 0.0314, 8/255 or 8 (= 8/255)',

@@ -24,8 +24,14 @@ import { loadNative, nativeLoadError, startNative } from './backends/native/inde
 import { nativeMissing } from './backends/native/addon.js';
 import { startWebgpu, vulkanDriverListed } from './backends/webgpu/index.js';
 
-import { BACKENDS, type BackendName } from './names.js';
-export { BACKENDS, type BackendName };
+import { BACKENDS, type BackendName, type Precision, type PrecisionName } from './names.js';
+export {
+  BACKENDS,
+  type BackendName,
+  PRECISIONS,
+  type Precision,
+  type PrecisionName,
+} from './names.js';
 
 /** The names this build can run (`native` only where its addon is built). */
 export const AVAILABLE_BACKENDS: readonly BackendName[] = [
@@ -62,6 +68,39 @@ async function useNative(): Promise<string> {
   }
   patchTfjsForNative();
   return tf.getBackend();
+}
+
+/**
+ * The precision `requested` resolves to on the backend `engine` started: `auto` is bf16 on the
+ * native backend where the CPU runs bf16 natively (oneDNN's ISA avx512_core_bf16 or AMX), else
+ * fp32; `bf16` anywhere else is refused (one line naming --precision).
+ */
+export function resolvePrecision(requested: PrecisionName, engine: string): Precision {
+  if (requested === 'fp32') return 'fp32';
+  const addon = engine === 'native' ? loadNative() : null;
+  const native = addon?.info();
+  if (requested === 'auto') return native?.bf16 ? 'bf16' : 'fp32';
+  if (native === undefined)
+    fail(
+      `--precision bf16 needs the native backend (this run uses '${engine}'); use --backend native`,
+    );
+  if (!native.bf16)
+    fail(
+      `--precision bf16: this CPU has no native bf16 (oneDNN runs ${native.isaName}; bf16 needs ` +
+        'avx512_core_bf16 or AMX); use --precision fp32 or auto',
+    );
+  return 'bf16';
+}
+
+/**
+ * Makes the current backend compute in `precision` (the native backend's setting, which every
+ * bf16-capable kernel reads); fp32 is every backend's own arithmetic.
+ */
+export function usePrecision(precision: Precision): void {
+  const addon = tf.getBackend() === 'native' ? loadNative() : null;
+  if (addon) addon.precision(precision);
+  else if (precision !== 'fp32')
+    fail(`precision ${precision} needs the native backend (this run uses '${tf.getBackend()}')`);
 }
 
 /**

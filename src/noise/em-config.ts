@@ -29,6 +29,8 @@ export interface EmConfig {
   stopAccuracy: number;
   maxRounds: number;
   seed: number;
+  /** bf16 compute in the native backend's convolutions and matrix products; absent: fp32. */
+  precision?: 'bf16';
 }
 
 /** One finished round. */

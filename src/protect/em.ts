@@ -7,7 +7,13 @@ import { type Dataset, imageSize } from '../data/dataset.js';
 import { datasetFingerprint } from '../data/files.js';
 import { fail } from '../errors.js';
 import type { NoiseRecord } from '../manifest.js';
-import { type BackendName, initEngine } from '../nn/engine.js';
+import {
+  type BackendName,
+  initEngine,
+  type PrecisionName,
+  resolvePrecision,
+  usePrecision,
+} from '../nn/engine.js';
 import { loadEmCheckpoint, saveEmCheckpoint } from '../noise/checkpoint.js';
 import { EM_DEFAULTS, type EmConfig, type EmPhase, type EmRound, generateEm } from '../noise/em.js';
 import { NOISE_FILE } from '../noise/npy.js';
@@ -29,6 +35,8 @@ export interface EmOptions extends NoiseOptions {
   /** EM settings other than epsilon and seed (the defaults: EM_DEFAULTS). */
   em?: Partial<Omit<EmConfig, 'epsilon' | 'seed'>>;
   backend?: BackendName;
+  /** The surrogate's precision on the native backend (default fp32; see src/nn/names.ts). */
+  precision?: PrecisionName;
   workers?: number;
   /** EM checkpoint folder (default `<out>.em-checkpoint`), and whether to resume it. */
   checkpoint?: string;
@@ -71,8 +79,17 @@ async function generate(
   inputs: Array<string | undefined>,
 ): Promise<Noise> {
   const rules = await checkEmCheckpoint(dir, o, inputs);
-  const config: EmConfig = { ...EM_DEFAULTS, ...o.em, epsilon: o.epsilon, seed: o.seed };
   const backend = await initEngine(o.backend ?? 'auto');
+  const precision = resolvePrecision(o.precision ?? 'fp32', backend);
+  // In the config only when bf16: a resumed fp32 checkpoint, and the manifest, read as before.
+  const config: EmConfig = {
+    ...EM_DEFAULTS,
+    ...o.em,
+    epsilon: o.epsilon,
+    seed: o.seed,
+    ...(precision === 'bf16' ? { precision } : {}),
+  };
+  usePrecision(precision);
   // A resumed EM must belong to the same images and labels.
   const data = datasetFingerprint(train);
   let resume = null;

@@ -6,7 +6,12 @@
  * passes data it already transformed.
  */
 import { fail } from '../errors.js';
-import { defaultWorkers, type BackendName } from '../nn/engine.js';
+import {
+  defaultWorkers,
+  resolvePrecision,
+  type BackendName,
+  type PrecisionName,
+} from '../nn/engine.js';
 import type { ModelName } from '../nn/models/index.js';
 import type { ScheduleName } from '../nn/schedule.js';
 import { STRATEGIES, type Strategy } from './augment.js';
@@ -53,6 +58,8 @@ export interface JobSpec {
   widen?: number;
   workers?: number;
   countermeasure?: string;
+  /** fp32 (the default), bf16, or auto (bf16 where the native backend runs it natively). */
+  precision?: PrecisionName;
 }
 
 /**
@@ -90,6 +97,10 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
       : {}),
     // wasm: both cores by default; native and webgpu train in one thread; adversarial: one thread.
     workers: f.workers ?? defaultWorkers(engine as BackendName, strategy.adversarial),
+    // Only when not fp32: an fp32 config, and so an fp32 audit cell's identity, stays as it was.
+    ...(resolvePrecision(f.precision ?? 'fp32', engine) === 'bf16'
+      ? { precision: 'bf16' as const }
+      : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import { SGD } from '../nn/optim.js';
 import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
 import { crossEntropy } from '../nn/loss.js';
 import { MICRO_BATCH } from '../nn/micro-batch.js';
+import { usePrecision } from '../nn/engine.js';
 import { yieldToEvents } from '../nn/yield.js';
 import { pgd } from '../nn/pgd.js';
 import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
@@ -69,6 +70,12 @@ export interface TrainConfig {
    * averaged); 1 or absent trains in this thread. Adversarial training runs in this thread.
    */
   workers?: number;
+  /**
+   * bf16 compute in the native backend's convolutions and matrix products (see
+   * src/nn/names.ts); absent means fp32, so fp32 configs (and the audit cells they identify)
+   * read as before the setting existed.
+   */
+  precision?: 'bf16';
 }
 
 export interface EpochRecord {
@@ -214,6 +221,7 @@ export async function train(
   hooks: TrainHooks = {},
 ): Promise<TrainRun> {
   checkConfig(config, data.train);
+  usePrecision(config.precision ?? 'fp32');
   const { train: ds, test } = data;
   const classes = ds.classNames.length;
   const model = buildModel(config.model, ds, classes, { seed: config.seed, widen: config.widen });

@@ -7,6 +7,8 @@ export interface TrainResults {
   strategy: string;
   epochs: number;
   backend: string;
+  /** The arithmetic of the native backend's convolutions and matrix products (config.precision). */
+  precision: 'fp32' | 'bf16';
   data: string;
   testAccuracy: number[];
   finalTestAccuracy: number | null;
@@ -38,6 +40,7 @@ export function summarize(
     strategy: extra.strategy,
     epochs: config.epochs,
     backend: extra.backend,
+    precision: config.precision ?? 'fp32',
     data: extra.data,
     testAccuracy: history.map((r) => r.testAccuracy),
     finalTestAccuracy: history.length ? history[history.length - 1].testAccuracy : null,

@@ -19,6 +19,7 @@ export interface NativeAddon {
   ): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, p: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, p: Int32Array): void;
+  /** The implementation oneDNN runs (0 forward, 1 input gradient, 2 filter gradient), '… bf16' or '… f32'. */
   convImpl(p: Int32Array, which: 0 | 1 | 2): string;
   matMul(
     a: Float32Array,
@@ -28,6 +29,13 @@ export interface NativeAddon {
     p: Int32Array,
     relu: boolean,
   ): void;
+  /** The implementation oneDNN runs for the product p in the current precision ('… bf16'). */
+  matMulImpl(p: Int32Array): string;
+  /**
+   * Sets the precision of every bf16-capable kernel (convolutions, matrix products) when given;
+   * returns the one in use. 'bf16' throws where the CPU has no native bf16.
+   */
+  precision(p?: 'fp32' | 'bf16'): 'fp32' | 'bf16';
   pool(x: Float32Array, y: Float32Array, p: Int32Array): void;
   poolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, p: Int32Array): void;
   batchNorm(
@@ -103,6 +111,11 @@ export interface NativeAddon {
     onednn: string;
     cpuRuntime: string;
     isa: number;
+    /** oneDNN's name of the ISA its kernels use here (as ONEDNN_VERBOSE prints it). */
+    isaName: string;
+    /** Whether oneDNN runs bf16 natively here (avx512_core_bf16 or AMX). */
+    bf16: boolean;
+    precision: 'fp32' | 'bf16';
     threads: number;
     cachedPrimitives: number;
   };
