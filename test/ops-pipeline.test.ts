@@ -91,6 +91,17 @@ for split, rows in (('train', range(300)), ('test', range(300, 400))):
           m.pipeline.blocks[0][0].width <= (interp === 'bilinear' ? 4 : 8) + 2 * margin,
           true,
         );
+        // inspect counts the blocks as the changed positions: nothing outside them moved
+        const ins = await runCli(['inspect', '--json', out]);
+        assert.equal(ins.code, 0, ins.stderr);
+        const rep = JSON.parse(ins.stdout) as {
+          classes: Array<{ label: number; maxL0: number; changedOutsidePixels: number }>;
+        };
+        for (const c of rep.classes) {
+          const b = m.pipeline.blocks[c.label][0];
+          assert.equal(c.changedOutsidePixels, 0);
+          assert.ok(c.maxL0 <= b.height * b.width && c.maxL0 > 1, `L0 ${c.maxL0}`);
+        }
         const got = landed(out, 32, interp);
         assert.equal(got.total, 300);
         assert.equal(got.extreme, 300);
