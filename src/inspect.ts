@@ -74,7 +74,15 @@ async function compare(m: Manifest, prot: ImageStream, src: ImageStream): Promis
     fail(`protected training split has ${prot.count} images, source ${src.count}`);
   const K = m.classes.length;
   const C = m.channels;
-  const allowed = m.classes.map((c) => new Set(c.pixels.map((p) => p.row * m.width + p.col)));
+  // With --pipeline the changed positions are each pixel's block in the full-size image.
+  const allowed = m.classes.map((c, k) => {
+    if (!m.pipeline) return new Set(c.pixels.map((p) => p.row * m.width + p.col));
+    const at = new Set<number>();
+    for (const b of m.pipeline.blocks[k])
+      for (let y = b.top; y < b.top + b.height; y++)
+        for (let x = b.left; x < b.left + b.width; x++) at.add(y * m.width + x);
+    return at;
+  });
   const acc = m.classes.map((c) => ({
     label: c.label,
     name: c.name,

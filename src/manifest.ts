@@ -35,6 +35,29 @@ export interface NoiseRecord {
   };
 }
 
+/** A rectangle of the full-size image (rows top…top+height−1, columns left…left+width−1). */
+export interface PixelBlock {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * OPS that knows the trainer's pipeline (src/protect/ops-pipeline.ts): the pixels of `classes`
+ * are rows and columns of the searchHeight×searchWidth image the trainer sees after `pipeline`,
+ * and each is written into the full-size image as `blocks[label][k]`.
+ */
+export interface PipelineRecord {
+  /** The trainer's resize, `resize:S:interp`. */
+  pipeline: string;
+  searchHeight: number;
+  searchWidth: number;
+  /** Pixels added to every side of each block beyond the filter's support. */
+  blockMargin: number;
+  blocks: PixelBlock[][];
+}
+
 export interface Manifest {
   method: Method;
   /** The OPS search objective; null for methods without a pixel (em, random-noise). */
@@ -48,6 +71,8 @@ export interface Manifest {
   source: { dataset: DatasetKind; dataDir: string; files: SourceFile[] };
   output: { format: OutputFormat; train: number; test: number | null };
   noise?: NoiseRecord;
+  /** Present when OPS searched at the trainer's resolution and wrote blocks (--pipeline). */
+  pipeline?: PipelineRecord;
   version: string;
 }
 
@@ -229,8 +254,34 @@ export function validateManifest(raw: unknown, file: string): Manifest {
   c.int(output.train, 'output.train', 1);
   if (output.test !== null) c.int(output.test, 'output.test', 0);
   if (m.noise !== undefined) validateNoise(c, c.obj(m.noise, 'noise'));
+  if (m.pipeline !== undefined)
+    validatePipeline(c, c.obj(m.pipeline, 'pipeline'), height, width, classes.length, k);
   c.str(m.version, 'version');
   return m as unknown as Manifest;
+}
+
+function validatePipeline(
+  c: ReturnType<typeof checker>,
+  p: Record<string, unknown>,
+  height: number,
+  width: number,
+  classes: number,
+  k: number,
+): void {
+  c.str(p.pipeline, 'pipeline.pipeline');
+  c.int(p.searchHeight, 'pipeline.searchHeight', 1, height);
+  c.int(p.searchWidth, 'pipeline.searchWidth', 1, width);
+  c.int(p.blockMargin, 'pipeline.blockMargin', 0);
+  c.arr(p.blocks, 'pipeline.blocks', classes, classes).forEach((raw, i) =>
+    c.arr(raw, `pipeline.blocks[${i}]`, k, k).forEach((rb, j) => {
+      const at = `pipeline.blocks[${i}][${j}]`;
+      const b = c.obj(rb, at);
+      const top = c.int(b.top, `${at}.top`, 0, height - 1);
+      const left = c.int(b.left, `${at}.left`, 0, width - 1);
+      c.int(b.height, `${at}.height`, 1, height - top);
+      c.int(b.width, `${at}.width`, 1, width - left);
+    }),
+  );
 }
 
 function validateNoise(c: ReturnType<typeof checker>, n: Record<string, unknown>): void {

@@ -59,6 +59,8 @@ interface Flags {
   format?: OutputFormat;
   objective: Objective;
   pixels: number;
+  pipeline?: string;
+  blockMargin?: number;
   channels?: 1 | 3;
   force: boolean;
   download: boolean;
@@ -104,7 +106,7 @@ const EM_GENERATION: Array<keyof Flags> = [
 
 /** The flags each method reads, beyond those every method reads. */
 const READS: Record<Method, Array<keyof Flags>> = {
-  ops: ['objective', 'pixels'],
+  ops: ['objective', 'pixels', 'pipeline', 'blockMargin'],
   'random-noise': ['epsilon', 'seed', 'noise'],
   em: ['epsilon', 'seed', 'noise', ...EM_GENERATION],
   cifar10s: ['objective', 'pixels', 'epsilon', 'seed', 'noise', ...EM_GENERATION],
@@ -186,6 +188,8 @@ async function run(f: Flags, given: (key: string) => boolean): Promise<void> {
     download: f.download,
     objective: f.objective,
     pixels: f.pixels,
+    pipeline: f.pipeline,
+    blockMargin: f.blockMargin,
     epsilon: f.epsilon,
     seed: f.seed,
     noiseFile: f.noise,
@@ -263,6 +267,15 @@ export function protectCommand(): Command {
         .default('official'),
     )
     .option('--pixels <k>', 'ops, cifar10s: pixels per class', positiveInt('--pixels'), 1)
+    .option(
+      '--pipeline <resize:S[:interp]>',
+      "ops: search at the trainer's resized S×S view and write each pixel as the block that lands as it",
+    )
+    .option(
+      '--block-margin <m>',
+      'ops --pipeline: pixels added to every side of each block (default 0)',
+      seed('--block-margin'),
+    )
     .addOption(
       new Option('--channels <c>', 'folder datasets: convert images to 1 or 3 channels')
         .choices(['1', '3'])

@@ -26,10 +26,12 @@ import type { MethodInput, Phase, Protected } from './method.js';
 import { checkPixels, ops, type OpsOptions } from './ops.js';
 import { copiesRecords, opsOnRecords, type RecordsJob } from './ops-records.js';
 import { randomNoiseMethod } from './random-noise.js';
+import type { PipelineOptions } from './ops-pipeline.js';
 
 export type { Phase } from './method.js';
 
-export interface ProtectOptions extends OpenOptions, OpsOptions, Partial<EmOptions> {
+export interface ProtectOptions
+  extends OpenOptions, OpsOptions, Partial<EmOptions>, Partial<PipelineOptions> {
   /** ops (default), em, cifar10s or random-noise. */
   method?: Method;
   dataset: DatasetKind;
@@ -72,6 +74,8 @@ async function runMethod(
   inputs: Array<string | undefined>,
 ): Promise<Protected> {
   const noise = { ...o, epsilon, seed: o.seed ?? 0 };
+  if (method === 'ops' && o.pipeline)
+    return (await import('./ops-pipeline.js')).opsPipeline(input, { ...o, pipeline: o.pipeline });
   if (method === 'ops') return ops(input, o);
   if (method === 'random-noise') return randomNoiseMethod(input, noise);
   const em = await import('./em.js');
@@ -85,6 +89,8 @@ export async function protect(o: ProtectOptions): Promise<Manifest> {
   const method = o.method ?? 'ops';
   const epsilon = o.epsilon ?? DEFAULT_EPSILON;
   if (method !== 'ops') checkEpsilon(epsilon, '--epsilon');
+  if (o.pipeline && method !== 'ops') fail(`--pipeline: for --method ops only (got ${method})`);
+  if (o.pipeline) (await import('./ops-pipeline.js')).parsePipeline(o.pipeline);
   const inputs = [o.dataDir, o.noiseFile];
   const rules = { flag: '--out', force: o.force ?? false, marker: MANIFEST, inputs };
   await checkOutput(o.out, rules);
@@ -118,7 +124,7 @@ async function protectHeld(
   const dataDir = resolve(await resolveDataDir(o));
   const format = o.format ?? defaultFormat(o.dataset);
   const job: PreparedJob =
-    o.copyRecords !== false && copiesRecords(method, o.dataset, format)
+    o.copyRecords !== false && !o.pipeline && copiesRecords(method, o.dataset, format)
       ? await opsOnRecords(o.dataset as 'cifar10' | 'cifar100', dataDir, o, o.onProgress)
       : await onDecoded(method, dataDir, format, o, epsilon, inputs);
   const manifest = manifestJson({
@@ -136,6 +142,7 @@ async function protectHeld(
     },
     output: { format, train: job.train, test: job.test },
     ...(job.fields.noise ? { noise: job.fields.noise } : {}),
+    ...(job.fields.pipeline ? { pipeline: job.fields.pipeline } : {}),
   });
   const total = job.train + (job.test ?? 0);
   let written = 0;

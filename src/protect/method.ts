@@ -14,7 +14,7 @@ export interface MethodInput {
 export interface Protected {
   stream: ImageStream;
   fields: Pick<Manifest, 'objective' | 'pixelsPerClass' | 'classes'> &
-    Partial<Pick<Manifest, 'noise'>>;
+    Partial<Pick<Manifest, 'noise' | 'pipeline'>>;
   /** Writes files besides the dataset (noise.npy) into the output folder being filled. */
   extraFiles?: (dir: string) => Promise<void>;
 }

@@ -12,7 +12,20 @@
  *   round(6σ+1)|1), OpenCV's 8-bit fixed point, border replicated.
  * - `orthogonal-projection`: Sandoval-Segura et al.'s projection of every image off the weights
  *   of a linear classifier fitted to the training set (transforms/projection.ts).
+ * - `resize:S[:interp][:noaa]`: every image scaled to S×S as torchvision's `Resize((S, S))` does
+ *   on the PIL images `ImageFolder` loads: interp bilinear (torchvision's default), bicubic,
+ *   nearest or lanczos, always antialiased when shrinking (PIL); `noaa` is the tensor path with
+ *   `antialias=False` instead (bilinear or bicubic only; transforms/resize.ts).
+ * - `center-crop:S`: torchvision's `CenterCrop(S)`: the central S×S pixels at the image's own
+ *   scale (no resize; zero padding where the image is smaller than S).
+ * - `rrc:S[:min-scale][:interp]`: torchvision's `RandomResizedCrop(S, scale=(min-scale, 1),
+ *   ratio=(3/4, 4/3))`, min-scale default 0.08, interp default bilinear: one crop per image, drawn
+ *   once from the project's Rng seeded 0 (trainers draw a new crop every epoch; this is the fixed
+ *   draw), then resized to S×S.
  *
+ * The resizing countermeasures change the image size, so the test split goes through the trainer's
+ * evaluation transform too ({@link evalTransform}): `resize:S` and `center-crop:S` the same, `rrc:S`
+ * a plain resize to S×S with its interpolation. The others leave the test split as it is.
  * Only the training split is changed; accuracy is still measured on the clean test split.
  * Every name is parsed here, and a malformed one is refused naming the flag.
  */
@@ -28,6 +41,17 @@ import { breathe, Stopped } from '../transforms/cooperate.js';
 import { jpegRoundTrip } from '../transforms/jpeg.js';
 import { bitDepth, grayscale } from '../transforms/pixels.js';
 import { fitLinear, orthonormalRows, projectOut } from '../transforms/projection.js';
+import {
+  centerCrop,
+  crop,
+  INTERPOLATIONS,
+  type Interpolation,
+  randomResizedCropParams,
+  resizePil,
+  resizeTensor,
+} from '../transforms/resize.js';
+import type { Geometry } from '../transforms/pil.js';
+import { Rng } from '../nn/rng.js';
 
 export type Countermeasure =
   | { kind: 'none' }
@@ -37,7 +61,10 @@ export type Countermeasure =
   | { kind: 'median'; size: number }
   | { kind: 'mean'; size: number }
   | { kind: 'gaussian'; sigma: number; size: number }
-  | { kind: 'orthogonal-projection' };
+  | { kind: 'orthogonal-projection' }
+  | { kind: 'resize'; size: number; interp: Interpolation; antialias: boolean }
+  | { kind: 'center-crop'; size: number }
+  | { kind: 'rrc'; size: number; minScale: number; interp: Interpolation };
 
 export const COUNTERMEASURES = [
   'none',
@@ -48,6 +75,9 @@ export const COUNTERMEASURES = [
   'mean:K',
   'gaussian:sigma[:K]',
   'orthogonal-projection',
+  'resize:S[:interp][:noaa]',
+  'center-crop:S',
+  'rrc:S[:min-scale][:interp]',
 ] as const;
 
 /**
@@ -113,8 +143,43 @@ export function parseCountermeasure(text: string, flag = '--countermeasure'): Co
         : gaussianKernelSize(sigma);
       return { kind: 'gaussian', sigma, size };
     }
+    case 'resize': {
+      nargs(1, 3);
+      const size = intIn(args[0], 1, 4096, 'resize size', flag);
+      const rest = args.slice(1);
+      const antialias = !rest.includes('noaa');
+      const named = rest.filter((a) => a !== 'noaa');
+      if (named.length > 1) fail(`${flag}: '${text}': one interpolation at most`);
+      const interp = interpolation(named[0] ?? 'bilinear', flag);
+      if (!antialias && interp !== 'bilinear' && interp !== 'bicubic')
+        fail(`${flag}: '${text}': noaa (the tensor path) takes bilinear or bicubic`);
+      return { kind: 'resize', size, interp, antialias };
+    }
+    case 'center-crop':
+      nargs(1, 1);
+      return { kind: 'center-crop', size: intIn(args[0], 1, 4096, 'center-crop size', flag) };
+    case 'rrc': {
+      nargs(1, 3);
+      const size = intIn(args[0], 1, 4096, 'rrc size', flag);
+      let minScale = 0.08;
+      let interp: Interpolation = 'bilinear';
+      for (const a of args.slice(1)) {
+        if (/^\d*\.?\d+$/.test(a)) {
+          minScale = Number(a);
+          if (!(minScale > 0 && minScale <= 1))
+            fail(`${flag}: rrc min-scale must be a number in (0, 1] (got '${a}')`);
+        } else interp = interpolation(a, flag);
+      }
+      return { kind: 'rrc', size, minScale, interp };
+    }
   }
   return fail(`unknown countermeasure '${text}' (${flag}); valid: ${COUNTERMEASURES.join(', ')}`);
+}
+
+function interpolation(text: string, flag: string): Interpolation {
+  if (!(INTERPOLATIONS as readonly string[]).includes(text))
+    fail(`${flag}: unknown interpolation '${text}'; valid: ${INTERPOLATIONS.join(', ')}`);
+  return text as Interpolation;
 }
 
 /** The countermeasure's name as results and tables show it (parses back to the same). */
@@ -131,9 +196,81 @@ export function countermeasureName(c: Countermeasure): string {
       return c.size === gaussianKernelSize(c.sigma)
         ? `gaussian:${c.sigma}`
         : `gaussian:${c.sigma}:${c.size}`;
+    case 'resize':
+      return `resize:${c.size}${c.interp === 'bilinear' ? '' : `:${c.interp}`}${c.antialias ? '' : ':noaa'}`;
+    case 'center-crop':
+      return `center-crop:${c.size}`;
+    case 'rrc':
+      return (
+        `rrc:${c.size}${c.minScale === 0.08 ? '' : `:${c.minScale}`}` +
+        (c.interp === 'bilinear' ? '' : `:${c.interp}`)
+      );
     default:
       return c.kind;
   }
+}
+
+/** One image of geometry `g` through a resizing countermeasure (S×S out). */
+type Reshape = (src: Uint8Array, g: Geometry) => Uint8Array;
+
+/** The per-image function of a resizing countermeasure, or null for the others. */
+function reshapeOf(c: Countermeasure): Reshape | null {
+  switch (c.kind) {
+    case 'resize':
+      return c.antialias
+        ? (s, g) => resizePil(s, g, c.size, c.size, c.interp)
+        : (s, g) => resizeTensor(s, g, c.size, c.size, c.interp as 'bilinear' | 'bicubic');
+    case 'center-crop':
+      return (s, g) => centerCrop(s, g, c.size);
+    case 'rrc': {
+      const rng = new Rng(0);
+      return (s, g) => {
+        const b = randomResizedCropParams(g.height, g.width, [c.minScale, 1], [3 / 4, 4 / 3], rng);
+        return resizePil(
+          crop(s, g, b),
+          { ...g, height: b.height, width: b.width },
+          c.size,
+          c.size,
+          c.interp,
+        );
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+/** The evaluation transform a trainer pairs with `c` for the test split (null: none). */
+export function evalTransform(c: Countermeasure): Countermeasure | null {
+  switch (c.kind) {
+    case 'resize':
+    case 'center-crop':
+      return c;
+    case 'rrc':
+      return { kind: 'resize', size: c.size, interp: c.interp, antialias: true };
+    default:
+      return null;
+  }
+}
+
+/** Runs a resizing transform over every image of `ds` into a new S×S dataset. */
+async function reshaped(
+  ds: Dataset,
+  size: number,
+  f: Reshape,
+  onImage?: (done: number, total: number) => void,
+  shouldStop?: () => boolean,
+): Promise<Dataset> {
+  const n = ds.labels.length;
+  const per = size * size * ds.channels;
+  const out = new Uint8Array(n * per);
+  const inSize = imageSize(ds);
+  for (let i = 0; i < n; i++) {
+    if (i % 200 === 199) await breathe(shouldStop);
+    out.set(f(ds.images.subarray(i * inSize, (i + 1) * inSize), ds), i * per);
+    if (onImage && (i % 1000 === 999 || i === n - 1)) onImage(i + 1, n);
+  }
+  return { ...ds, height: size, width: size, images: out };
 }
 
 /** Runs a per-image transform over every image of `ds` into a new dataset. */
@@ -179,8 +316,13 @@ async function transformed(
   onImage?: (done: number, total: number) => void,
   shouldStop?: () => boolean,
 ): Promise<Dataset> {
+  const reshape = reshapeOf(c);
+  if (reshape && 'size' in c) return reshaped(ds, c.size, reshape, onImage, shouldStop);
   switch (c.kind) {
     case 'none':
+    case 'resize':
+    case 'center-crop':
+    case 'rrc':
       return ds;
     case 'grayscale':
       return perImage(ds, (s, d) => grayscale(s, d, ds.channels), onImage, shouldStop);

@@ -15,7 +15,12 @@ import {
 import type { ModelName } from '../nn/models/index.js';
 import type { ScheduleName } from '../nn/schedule.js';
 import { STRATEGIES, type Strategy } from './augment.js';
-import { applyCountermeasure, countermeasureName, parseCountermeasure } from './countermeasures.js';
+import {
+  applyCountermeasure,
+  countermeasureName,
+  evalTransform,
+  parseCountermeasure,
+} from './countermeasures.js';
 import type { TrainingData } from './data.js';
 import { type EpochRecord, type TrainConfig, type TrainHooks, train } from './loop.js';
 import { PAPER_ATTACK, PRESET_ATTACK_WARMUP, PRESET_CONFIG, type PresetName } from './presets.js';
@@ -107,7 +112,8 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
 const warmup = (epochs: number) => (epochs > 0 ? { warmupEpochs: epochs } : {});
 
 /**
- * The training data a config trains on: its countermeasure applied to the training images; null
+ * The training data a config trains on: its countermeasure applied to the training images (and a
+ * resizing one's evaluation transform to the test images); null
  * when `shouldStop` said yes on the way (a signal).
  */
 export async function jobData(
@@ -118,13 +124,19 @@ export async function jobData(
 ): Promise<TrainingData | null> {
   if (!config.countermeasure) return data;
   const total = data.train.labels.length;
+  const c = parseCountermeasure(config.countermeasure);
   const train = await applyCountermeasure(
     data.train,
-    parseCountermeasure(config.countermeasure),
+    c,
     (done) => onProgress?.(done, total),
     shouldStop,
   );
-  return train && { ...data, train };
+  if (!train) return null;
+  // A resizing countermeasure is the trainer's pipeline: the test split goes through its
+  // evaluation transform so that the model sees test images of the size it trained on.
+  const e = evalTransform(c);
+  const test = e ? await applyCountermeasure(data.test, e, undefined, shouldStop) : data.test;
+  return test && { ...data, train, test };
 }
 
 export interface JobFiles {
