@@ -236,6 +236,30 @@ describe('a full disk: one line, exit 1, nothing left behind', { skip: NO_TMPFS 
     assert.equal(existsSync(out), false);
   });
 
+  it('EM: a failed checkpoint write keeps the earlier one, and --resume then works', async () => {
+    const fs = await tmpfs(8192);
+    const ck = path.join(fs, 'ck');
+    const out = path.join(await tmp(), 'out');
+    const args = (rounds: number) => [
+      ...['protect', ...NPY(), '--out', out, '--method', 'em', '--checkpoint', ck, '--force'],
+      ...[...EM_ONE, '--max-rounds', String(rounds)],
+    ];
+    const first = await runCli(args(1));
+    assert.equal(first.code, 0, first.stderr);
+    const before = await snapshot(ck);
+    const filler = await fill(fs, 16);
+    const r = await runCli([...args(2), '--resume']);
+    oneLine(r, new RegExp(`${fs}/ck\\b`), /write failed/, /ENOSPC/);
+    assert.deepEqual(await tree(fs).then((t) => t.filter((p) => !p.startsWith('ck'))), ['filler']);
+    assert.deepEqual(await snapshot(ck), before, 'the earlier checkpoint changed');
+    await rm(filler);
+    const again = await runCli([...args(2), '--resume']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /EM round {3}2 /);
+    assert.doesNotMatch(again.stdout, /EM round {3}1 /);
+    assert.deepEqual(await leftovers(fs), []);
+  });
+
   it('sharded protect: statistics, plan, shard writing', async () => {
     const work = await tmp();
     const stats = path.join(work, 'stats.json');
