@@ -10,7 +10,8 @@
 # niced, one test process at a time; raw reports go to bench/results/mutation/<name>/
 # (mutation.json, mutation.html, run.log with the machine and load). docs/mutation.md has the
 # scores and the survivors. MUTATION_INCREMENTAL=1 reuses the last report's results for mutants
-# whose code and tests did not change.
+# whose code and tests did not change. MUTATION_TESTS=dist/test/a.test.js,… runs only those test
+# files (a subset of the module's, to make a run affordable; say so next to its score).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module="${1:?usage: scripts/mutation.sh MODULE [FILE...]}"
@@ -44,6 +45,8 @@ if [ $# -gt 0 ]; then
   mutate="$(IFS=,; echo "$*")"
   name="$module-$(basename "${1%%:*}" .ts)$([ $# -gt 1 ] && echo "+$(( $# - 1 ))" || true)"
 fi
+# MUTATION_TESTS narrows the test files further (comma-separated, from the module's list)
+tests="${MUTATION_TESTS:-$tests}"
 # keep only the test files that exist (a module's new test file may not be written yet)
 kept=()
 IFS=, read -ra all <<<"$tests"
@@ -62,7 +65,9 @@ mkdir -p "$out" out/stryker
   echo "command: scripts/mutation.sh $module $*"
   echo "mutate: $mutate"
   echo "tests: $tests"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
+    "family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')" \
+    "model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), $(nproc) cores"
   echo "load at start: $(uptime)"
 } >"$out/run.log"
 MUTATION_NAME="$name" MUTATION_MUTATE="$mutate" MUTATION_TESTS="$tests" \

@@ -93,6 +93,11 @@ describe('output writer', () => {
       checkOutput(path.join(dir, 'f', 'out'), rules()),
       new RegExp(`^OnepixelError: --out .*f/out: cannot be created: ${dir}/f is not a folder$`),
     );
+    // Deeper, the first path that cannot be looked at is named with its error.
+    await assert.rejects(
+      checkOutput(path.join(dir, 'f', 'a', 'out'), rules()),
+      new RegExp(`^OnepixelError: --out .*f/a/out: cannot be created: ${dir}/f/a: ENOTDIR$`),
+    );
   });
 
   it('removeOutput removes only a folder with the marker', async () => {

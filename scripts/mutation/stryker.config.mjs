@@ -31,6 +31,8 @@ export default {
   coverageAnalysis: process.env.MUTATION_COVERAGE ?? 'perTest',
   concurrency: 1,
   timeoutMS: 20000,
+  // the first run of all test files, with coverage counters, on a loaded 2-core machine
+  dryRunTimeoutMinutes: 60,
   timeoutFactor: 2,
   disableTypeChecks: 'src/**/*.ts',
   // The sandbox lives two levels below the repository (out/stryker/sandbox-*); scripts/mutation.sh
