@@ -4,13 +4,22 @@
  * same architectures (bench/peer_train_torch.py).
  *
  *   npm run build && node dist/bench/train.js
- *   node dist/bench/train.js [--only NAME[,NAME…]] [--backends B[,B…]] [--no-peer]
- *                            [--no-parallel] [--resnet-batch N] [--wasm-resnet-batch N] [--quick]
+ *   node dist/bench/train.js [--only NAME[,NAME…]] [--backends B[,B…]] [--peers P[,P…]]
+ *                            [--no-peer] [--no-parallel] [--resnet-batch N]
+ *                            [--wasm-resnet-batch N] [--quick]
+ *   npm run bench:bf16       the bf16 rows (issue 22) for a quiet window: LeNet-5, the small CNN,
+ *                            ResNet-18 (train, and PGD input gradient), native fp32 and bf16 beside
+ *                            all three PyTorch configurations, raw JSONL to bench/results/bf16-speed/
  *
  * --only NAME,…      run only these measurements (names as in the table, e.g. train-smallcnn)
- * --backends B,…     onepixel engines to measure: native, wasm, wasm-2workers (default: all three;
- *                    native only where its addon is built)
- * --no-peer          skip PyTorch
+ * --backends B,…     onepixel engines to measure: native, native-bf16 (--precision bf16), wasm,
+ *                    wasm-2workers (default: all four; native only where its addon is built,
+ *                    native-bf16 only where the CPU runs bf16)
+ * --peers P,…        PyTorch configurations beside each row: nchw (fp32, NCHW), fp32-cl (fp32,
+ *                    channels_last), bf16-cl (bf16 autocast, channels_last); default
+ *                    fp32-cl,bf16-cl: PyTorch at its best. A row's ratio is against the one of its
+ *                    precision (fp32 rows: fp32-cl; native-bf16: bf16-cl)
+ * --no-peer          skip PyTorch (and the matmul limit)
  * --no-parallel      skip the `wasm-2workers` rows (src/nn/backends/wasm/parallel.ts)
  * --resnet-batch N   ResNet-18's batch on native and PyTorch (default 128)
  * --wasm-resnet-batch N  ResNet-18's batch on wasm (default 32: its 4 GB heap aborts at 128);
@@ -30,6 +39,10 @@
  * Steps per measurement (warm-up + timed; `--quick` halves the timed ones): LeNet-5 10 + 50 (its
  * step is 10–30 ms, so a handful of steps measured mostly the machine's noise), the small CNN and
  * ResNet-18 1 + 3 (wasm's ResNet-18 1 + 2).
+ *
+ * Before the rows, the peer script measures the machine's limit, a 2048² matrix product in fp32 and
+ * bf16 (PyTorch, same threads), and names the BLAS library PyTorch mapped; every row's line repeats
+ * the CPU (model, family, model number, SIMD flags), oneDNN's ISA and that BLAS.
  *
  * Each onepixel measurement runs in its own child process (a fresh wasm heap; a wasm abort cannot
  * take the bench down); the PyTorch peer (2 threads) runs right after the onepixel rows of the

@@ -11,7 +11,8 @@ near-exact reference) and in float32 (what torch users get). It writes, for each
 32), in tfjs layouts and the manifest's order, as float32: gradsXX.f32 (the gradients of
 `trainable`), steppedXX.f32 (those parameters after the step), runningXX.f32 (every batch norm's
 running mean and variance after the forward pass, in `weights` order), and out.json
-({loss64, loss32}).
+({loss64, loss32}). With "autocast": true in the manifest, also suffix bf: float32 under bf16
+autocast, channels_last (test/native-bf16.test.ts).
 """
 import json
 import os
@@ -163,15 +164,24 @@ def main(d):
     x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     labels = torch.tensor(m['labels'], dtype=torch.long)
 
-    def step(dtype):
-        """Loss, gradients, running statistics and stepped parameters, computed in `dtype`."""
+    def step(dtype, autocast=False):
+        """Loss, gradients, running statistics and stepped parameters, computed in `dtype`; with
+        `autocast`, float32 under bf16 autocast in channels_last (PyTorch's bf16 training on the
+        CPU: the loss in float32)."""
         model = build(m['model'], h, w, c, m['classes']).to(dtype)
         model.load_state_dict({k: v.to(dtype) for k, v in new.items()}, strict=False)
         model.train()
         params = dict(model.named_parameters())
         trainable = [params[key(t)] for t in m['trainable']]
         assert len(trainable) == len(params), 'every torch parameter is a tfjs trainable weight'
-        loss = F.cross_entropy(model(x.to(dtype)), labels)  # mean over the batch
+        if autocast:
+            model = model.to(memory_format=torch.channels_last)
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                logits = model(x.to(dtype).contiguous(memory_format=torch.channels_last))
+            assert logits.dtype == torch.bfloat16, logits.dtype
+            loss = F.cross_entropy(logits.float(), labels)
+        else:
+            loss = F.cross_entropy(model(x.to(dtype)), labels)  # mean over the batch
         loss.backward()
         grads = [to_tfjs(m['model'], t, p.grad.numpy(), 16)
                  for t, p in zip(m['trainable'], trainable)]
@@ -190,8 +200,11 @@ def main(d):
         (np.concatenate(flat) if flat else np.zeros(0, '<f4')).tofile(os.path.join(d, name))
 
     out = {}
-    for dtype, suffix in ((torch.float64, '64'), (torch.float32, '32')):
-        loss, grads, running, stepped = step(dtype)
+    steps = [(torch.float64, '64', False), (torch.float32, '32', False)]
+    if m.get('autocast'):
+        steps.append((torch.float32, 'bf', True))
+    for dtype, suffix, autocast in steps:
+        loss, grads, running, stepped = step(dtype, autocast)
         out['loss' + suffix] = loss
         write(f'grads{suffix}.f32', grads)
         write(f'running{suffix}.f32', running)
