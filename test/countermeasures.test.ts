@@ -177,7 +177,7 @@ describe('countermeasures', () => {
     // A timer stands for a signal's handler: it can only run if the transform yields. It asks
     // for the stop; the transform must then end with null, well before the work is done.
     const names = ['grayscale', 'jpeg:10', 'bdr:2', 'median:3', 'mean:3', 'gaussian:1'];
-    names.push('orthogonal-projection');
+    names.push('orthogonal-projection', 'resize:16', 'center-crop:16', 'rrc:16');
     const kinds = COUNTERMEASURES.map((c) => c.replace(/[[:].*/, '')).filter((c) => c !== 'none');
     assert.deepEqual(kinds.sort(), names.map((n) => parseCountermeasure(n).kind).sort());
     for (const name of names) {
