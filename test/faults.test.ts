@@ -407,33 +407,41 @@ describe('one writer per output', () => {
     return { child, done };
   }
 
-  it(
-    'a second protect on the same --out is refused at once, naming the holder',
-    { skip },
-    async () => {
-      const out = path.join(await tmp(), 'out');
-      const first = start(['protect', ...CIFAR, '--out', out, '--pixels', '1']);
-      const lock = lockPath(out);
-      for (let i = 0; i < 3000 && !existsSync(lock); i++)
-        await new Promise((r) => setTimeout(r, 10));
-      assert.ok(existsSync(lock), 'the first run took no lock');
-      const t0 = Date.now();
-      const second = await runCli(['protect', ...CIFAR, '--out', out, '--pixels', '2']);
-      oneLine(
-        second,
-        new RegExp(`in use by another onepixel \\(pid ${first.child.pid}`),
-        /onepixel protect .*--pixels 1/,
-      );
-      const r1 = await first.done;
-      assert.equal(r1.code, 0, r1.stderr);
-      console.log(`refused after ${Date.now() - t0} ms (with node's start-up)`);
-      const m = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as {
-        pixelsPerClass: number;
-      };
-      assert.equal(m.pixelsPerClass, 1, "the second run's output replaced the first");
-      assert.equal(existsSync(lock), false, 'the lock outlived its run');
-    },
-  );
+  it('a second protect on the same --out is refused at once, naming the holder', async () => {
+    const out = path.join(await tmp(), 'out');
+    // The first run is a long EM generation, so it surely holds --out while the second starts.
+    const first = start([
+      'protect',
+      ...NPY(),
+      '--out',
+      out,
+      '--method',
+      'em',
+      '--max-rounds',
+      '1000',
+      ...EM_FAST,
+    ]);
+    let exited = false;
+    void first.done.then(() => (exited = true));
+    const lock = lockPath(out);
+    for (let i = 0; i < 6000 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(existsSync(lock), 'the first run took no lock');
+    const t0 = Date.now();
+    const second = await runCli(['protect', ...NPY(), '--out', out, '--pixels', '2']);
+    const ms = Date.now() - t0;
+    oneLine(
+      second,
+      new RegExp(`--out ${out}: in use by another onepixel \\(pid ${first.child.pid}`),
+      /onepixel protect .*--method em --max-rounds 1000/,
+    );
+    assert.equal(exited, false, 'the first run ended before the second was refused');
+    console.log(`refused ${ms} ms after its start (node's start-up included)`);
+    first.child.kill('SIGTERM');
+    const r1 = await first.done;
+    assert.equal(r1.code, 143, r1.stderr);
+    assert.equal(existsSync(out), false);
+    assert.equal(existsSync(lock), false, 'the lock outlived its run');
+  });
 
   it(
     'two protects started together: one succeeds, the other is told, the output is the winner’s',
