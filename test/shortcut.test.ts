@@ -46,6 +46,10 @@ describe('search with more than 16 pixels per class', { skip }, () => {
       .trim()
       .split(' ')
       .map(Number);
+    // By hand: the best at index 0, and a tie for the best that includes index 0.
+    assert.deepEqual(topCandidates(Float64Array.from([9, 1, 1]), 1), [0]);
+    assert.deepEqual(topCandidates(Float64Array.from([5, 5, 1]), 2), [0, 1]);
+    assert.deepEqual(topCandidates(Float64Array.from([1, 7, 7, 0]), 3), [1, 2, 0]);
     for (const k of [1, 16, 17, 18, 40, 299, 300])
       assert.deepEqual(topCandidates(scores, k), order.slice(0, k), `k = ${k}`);
   });
