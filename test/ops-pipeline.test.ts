@@ -9,9 +9,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resampleTaps } from '../src/transforms/resize.js';
+import { parseManifest } from '../src/manifest.js';
 import { CIFAR_DIR, noNumpy, runCli, runPython, tempDirs } from './helpers.js';
 
 const tmp = tempDirs('ops-pipeline');
+/** The first --pipeline manifest written (for the validator's test). */
+let written = '';
 
 /** Every class's pixel as torchvision sees it after Resize(size, interp) of each training PNG. */
 function landed(dir: string, size: number, interp: string): { extreme: number; total: number } {
@@ -74,7 +77,9 @@ for split, rows in (('train', range(300)), ('test', range(300, 400))):
           String(margin),
         ]);
         assert.equal(r.code, 0, r.stderr);
-        const m = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+        const text = readFileSync(path.join(out, 'manifest.json'), 'utf8');
+        written ||= text;
+        const m = JSON.parse(text);
         assert.equal(m.pipeline.pipeline, `resize:32:${interp}`);
         assert.equal(m.pipeline.blockMargin, margin);
         // The block is PIL's filter support for the chosen output pixel, widened by the margin:
@@ -139,6 +144,21 @@ print(ok, n)`,
       const [ok, n] = got.trim().split(' ').map(Number);
       assert.equal(n, 300);
       assert.ok(ok < n / 10, `${ok} of ${n} extreme`);
+    });
+
+    it("the manifest's validator refuses a block outside the image or a missing one, naming the field", () => {
+      assert.ok(written, 'needs the protect tests above');
+      const m = JSON.parse(written);
+      assert.equal(parseManifest(written, 'm.json').pipeline?.blocks.length, 10);
+      const tall = structuredClone(m);
+      tall.pipeline.blocks[0][0].height = 64;
+      assert.throws(
+        () => parseManifest(JSON.stringify(tall), 'm.json'),
+        /pipeline\.blocks\[0\]\[0\]\.height/,
+      );
+      const none = structuredClone(m);
+      none.pipeline.blocks[3] = [];
+      assert.throws(() => parseManifest(JSON.stringify(none), 'm.json'), /pipeline\.blocks\[3\]/);
     });
 
     it('refuses a bad --pipeline or a method other than ops, naming the flag, writing nothing', async () => {
