@@ -13,6 +13,7 @@ import { STRATEGIES, type Strategy } from './augment.js';
 import { applyCountermeasure, countermeasureName, parseCountermeasure } from './countermeasures.js';
 import type { TrainingData } from './data.js';
 import { type EpochRecord, type TrainConfig, type TrainHooks, train } from './loop.js';
+import { trainFast94 } from './fast94.js';
 import { PAPER_ATTACK, PRESET_ATTACK_WARMUP, PRESET_CONFIG, type PresetName } from './presets.js';
 import { csvLog, summarize, type TrainResults, writeFileAtomic } from './results.js';
 
@@ -90,6 +91,7 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
       : {}),
     // wasm: both cores by default; native and webgpu train in one thread; adversarial: one thread.
     workers: f.workers ?? defaultWorkers(engine as BackendName, strategy.adversarial),
+    ...(base.recipe ? { recipe: base.recipe } : {}),
   };
 }
 
@@ -145,14 +147,19 @@ export async function runTrainJob(
   hooks: TrainHooks = {},
 ): Promise<TrainResults> {
   const history: EpochRecord[] = [];
-  const run = await train(config, data, files.checkpoint, {
-    ...hooks,
-    onEpoch: async (r) => {
-      history.push(r);
-      await writeFileAtomic(files.log, csvLog(history));
-      await hooks.onEpoch?.(r);
+  const run = await (config.recipe === 'fast94' ? trainFast94 : train)(
+    config,
+    data,
+    files.checkpoint,
+    {
+      ...hooks,
+      onEpoch: async (r) => {
+        history.push(r);
+        await writeFileAtomic(files.log, csvLog(history));
+        await hooks.onEpoch?.(r);
+      },
     },
-  });
+  );
   await writeFileAtomic(files.log, csvLog(run.history));
   const results = summarize(config, run.history, { ...meta, finished: run.finished });
   await writeFileAtomic(files.results, JSON.stringify(results, null, 2) + '\n');

@@ -69,6 +69,8 @@ export interface TrainConfig {
    * averaged); 1 or absent trains in this thread. Adversarial training runs in this thread.
    */
   workers?: number;
+  /** A recipe with its own loop (train/fast94.ts) instead of this file's; absent: this loop. */
+  recipe?: 'fast94';
 }
 
 export interface EpochRecord {
@@ -79,6 +81,9 @@ export interface EpochRecord {
   testAccuracy: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Test accuracy with test-time augmentation, where the recipe has it (fast94: the last epoch). */
+  ttaAccuracy?: number;
+  ttaSeconds?: number;
 }
 
 export interface TrainHooks {
