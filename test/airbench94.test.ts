@@ -128,9 +128,11 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
     const [y, g] = await usingNative('gelu', ['NativeGelu', 'NativeGeluGrad'], () => {
       const xt = tf.tensor(x);
       const yt = gelu(xt);
-      const gt = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gelu(v), tf.add(1, xt))))(xt);
+      // The factor (1 + x) is a constant (torch detaches it): a tensor of its own.
+      const factor = tf.add(1, tf.tensor(x));
+      const gt = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gelu(v), factor)))(xt);
       const out = [yt.dataSync() as Float32Array, gt.dataSync() as Float32Array];
-      tf.dispose([xt, yt, gt]);
+      tf.dispose([xt, yt, gt, factor]);
       return out;
     });
     close('gelu', y, await f32(dir, 'gelu_out.f32'), 1e-6); // measured 6.0e-8
@@ -169,7 +171,7 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
       () => trainFast94(config, { train, test: testSet }, ckpt, {}),
     );
     assert.ok(run.finished);
-    const losses = JSON.parse(await readFile(path.join(dir, 'losses.json'), 'utf8')) as number[];
+    const losses = JSON.parse(await readFile(path.join(dir, 'losses64.json'), 'utf8')) as number[];
     assert.equal(losses.length, 16);
     const steps = N / BATCH;
     run.history.forEach((r, e) => {
@@ -177,17 +179,24 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
         losses.slice(e * steps, (e + 1) * steps).reduce((a, b) => a + b, 0) / (steps * BATCH);
       console.log(`epoch ${e + 1}: loss ${r.trainLoss} against torch ${mean}`);
       if (!(Math.abs(r.trainLoss - mean) <= 1e-3 * mean))
+        // measured 1.6e-7 to 8e-5 against float32
         failures.push(`epoch ${e + 1}: loss ${r.trainLoss} against torch ${mean}`);
     });
     const ck = await loadCheckpoint(ckpt);
-    const final = await f32(dir, 'final.f32');
+    // Against torch in float64; the tolerance of each tensor is 4× how far torch's own float32
+    // run is from it (float32 rounding, amplified over 16 steps at the recipe's large learning
+    // rates), at least 2e-3.
+    const final = await f32(dir, 'final64.f32');
+    const final32 = await f32(dir, 'final.f32');
+    const tol = (a: Float32Array, b: Float32Array) => Math.max(2e-3, 4 * relativeError(a, b));
     let off = 0;
     const model = buildModel('airbench94', train, 10, { seed: config.seed });
     for (const w of model.weights) {
       const saved = ck.weights.find((s) => s.name === w.originalName);
       assert.ok(saved, w.originalName);
       const size = saved.values.length;
-      close(`final ${w.originalName}`, saved.values, final.subarray(off, off + size), 2e-3);
+      const [e64, e32] = [final.subarray(off, off + size), final32.subarray(off, off + size)];
+      close(`final ${w.originalName}`, saved.values, e64, tol(e32, e64));
       off += size;
       w.write(tf.tensor(saved.values, saved.shape));
     }
@@ -200,8 +209,13 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
         ).dataSync() as Float32Array,
     );
     model.dispose();
-    close('tta logits', tta, await f32(dir, 'tta.f32'), 2e-3);
-    close('plain logits', plain, await f32(dir, 'plain.f32'), 2e-3);
+    for (const [what, mine, f] of [
+      ['tta logits', tta, 'tta'],
+      ['plain logits', plain, 'plain'],
+    ] as const) {
+      const [e64, e32] = [await f32(dir, `${f}64.f32`), await f32(dir, `${f}.f32`)];
+      close(what, mine, e64, tol(e32, e64));
+    }
     noFailures();
   });
 });
