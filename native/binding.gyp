@@ -13,7 +13,8 @@
         "src/eltwise.cc",
         "src/layout.cc",
         "src/reduce.cc",
-        "src/sgd.cc"
+        "src/sgd.cc",
+        "src/gelu.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -3,7 +3,10 @@
  * (three seeds, two models, three datasets, a strategy with countermeasures and one without), it
  * renders without console errors, its tables and charts are present with the expected number of
  * series and bands (counted in the DOM after layout, with each series' rendered size), it loads
- * nothing from the network, and a screenshot is written (its path printed).
+ * nothing from the network, and a screenshot is written (its path printed). Each dataset has one
+ * colour in every chart (curves and robustness chart alike); in a 1400-pixel-wide window the page
+ * does not overflow sideways even with a table of ten datasets (tables scroll inside their box);
+ * the robustness chart is at least 640 pixels wide with labels of 12 px or more.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,6 +126,8 @@ window.addEventListener('load', () => {
     reference: svg.querySelectorAll('polyline.reference').length,
     bands: [...svg.querySelectorAll('polygon.band')].filter((b) => b.getBBox().width * b.getBBox().height > 0).length,
     width: svg.getBoundingClientRect().width,
+    colours: [...svg.querySelectorAll('polyline.series')].map((l) => [l.getAttribute('data-dataset'), l.getAttribute('stroke')]),
+    minFont: Math.min(...[...svg.querySelectorAll('text')].map((t) => parseFloat(getComputedStyle(t).fontSize))),
   }));
   const out = {
     errors: window.__errors,
@@ -131,6 +136,12 @@ window.addEventListener('load', () => {
     curves: charts('svg.curve'),
     robustness: charts('svg.robustness'),
     sampleImages: [...document.querySelectorAll('svg image')].filter((i) => i.getBBox().width > 0).length,
+    overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    viewport: document.documentElement.clientWidth,
+    tables: [...document.querySelectorAll('table')].map((t) => ({
+      box: t.parentElement.getBoundingClientRect().right,
+      scrolls: t.parentElement.scrollWidth > t.parentElement.clientWidth,
+    })),
   };
   const pre = document.createElement('pre');
   pre.id = 'probe';
@@ -146,6 +157,8 @@ interface ChartProbe {
   reference: number;
   bands: number;
   width: number;
+  colours: Array<[string, string]>;
+  minFont: number;
 }
 interface Probe {
   errors: string[];
@@ -154,6 +167,9 @@ interface Probe {
   curves: ChartProbe[];
   robustness: ChartProbe[];
   sampleImages: number;
+  overflow: number;
+  viewport: number;
+  tables: Array<{ box: number; scrolls: boolean }>;
 }
 
 function chromium(file: string, extra: string[], profile: string) {
@@ -267,6 +283,18 @@ describe('audit report in headless Chromium', { skip: NO_CHROMIUM }, () => {
         1,
       ]),
     );
+    // One colour per dataset over every chart; the robustness chart large enough to read.
+    const colours = new Map<string, Set<string>>();
+    for (const c of [...p.curves, ...p.robustness])
+      for (const [d, col] of c.colours) colours.set(d, (colours.get(d) ?? new Set()).add(col));
+    assert.deepEqual([...colours.keys()].sort(), [...DATASETS].sort());
+    for (const [d, set] of colours)
+      assert.equal(set.size, 1, `${d}: colours ${[...set].join(', ')}`);
+    assert.equal(new Set([...colours.values()].map((v) => [...v][0])).size, DATASETS.length);
+    for (const c of p.robustness) {
+      assert.ok(c.width >= 640, `${c.title}: ${c.width} px wide`);
+      assert.ok(c.minFont >= 12, `${c.title}: ${c.minFont} px labels`);
+    }
     // Best epoch: clean rises to the last epoch; OPS under `standard` peaks early, by hand from
     // the jitter 0.025·((7·seed + 3·epoch) mod 5 − 2): seed 0 at epoch 2, seeds 1 and 2 at 1.
     assert.ok(dump.stdout.includes('<small class="epoch">(epoch 6)</small>'));
@@ -283,6 +311,42 @@ describe('audit report in headless Chromium', { skip: NO_CHROMIUM }, () => {
     assert.deepEqual(consoleLines(r.stderr), []);
     assert.ok(existsSync(shot), 'screenshot written');
     console.log(`report screenshot: ${shot}`);
+  });
+
+  it('fits a 1400-pixel-wide window: a table of ten datasets scrolls inside its box', async () => {
+    const many = Array.from({ length: 10 }, (_, i) => (i === 0 ? 'clean' : `protected-set-${i}`));
+    const cells = many.flatMap((d) =>
+      ROWS.flatMap((r) =>
+        SEEDS.map((s) => ({
+          ...cell('lenet5', d === 'clean' ? 'clean' : 'OPS', r, s),
+          dataset: d,
+        })),
+      ),
+    );
+    const html = reportHtml({
+      title: 'ten datasets',
+      cells,
+      layout: { models: ['lenet5'], strategies: ROWS, datasets: many },
+      seeds: SEEDS,
+      samples: [],
+      notes: [],
+    });
+    const dir = await tmp();
+    const file = path.join(dir, 'report.html');
+    await writeFile(file, html.replace('</head>', `${PROBE}</head>`));
+    const profile = path.join(dir, 'profile');
+    const dump = chromium(file, ['--dump-dom', '--window-size=1400,1000'], profile);
+    assert.deepEqual(consoleLines(dump.stderr), []);
+    const p = probeOf(dump.stdout);
+    // 1400 less the vertical scrollbar, if any.
+    assert.ok(p.viewport > 1350 && p.viewport <= 1400, `viewport ${p.viewport}`);
+    assert.ok(p.overflow <= 0, `the page is ${p.overflow} px wider than the window`);
+    for (const t of p.tables) assert.ok(t.box <= p.viewport, `a table's box ends at ${t.box} px`);
+    assert.ok(p.tables[0].scrolls, 'the 21-column accuracy table scrolls in its box');
+    const shot = path.join(os.tmpdir(), 'onepixel-report-1400.png');
+    await rm(shot, { force: true });
+    chromium(file, [`--screenshot=${shot}`, '--window-size=1400,1400'], profile);
+    console.log(`report screenshot (1400 px): ${shot}`);
   });
 
   it('draws no bands with one seed', async () => {

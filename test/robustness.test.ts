@@ -39,21 +39,35 @@ describe('robustness chart', () => {
     });
   });
 
-  it('draws one line per dataset over the countermeasures, clean dashed as the reference', () => {
+  it("draws one line per dataset over the countermeasures, clean dashed as the reference, in the curves' colours", () => {
     const rows = ['standard', 'standard+jpeg:10', 'standard+bdr:2'];
     const acc: Record<string, number[]> = { clean: [0.8, 0.6, 0.7], OPS: [0.2, 0.5, 0.25] };
     const cells = Object.entries(acc).flatMap(([d, a]) => rows.map((r, i) => cell(d, r, a[i])));
     const layout = { models: ['lenet5'], strategies: rows, datasets: ['clean', 'OPS'] };
     const html = robustnessHtml(cells, layout);
-    // x: 40 + 280·i/2 (W = 50 + 6.5·60 = 440 for the 60-character title, pads 40 and 120);
-    // y: 24 + 150·(1 − a).
+    // x: 48 + 422·i/2 (W = 640, the minimum, pads 48 and 170); y: 30 + 250·(1 − a) (H = 380,
+    // pads 30 and 100). Colours: the curves' (clean first: blue, then red), clean dashed.
     assert.match(
       html,
-      /<polyline class="series reference" fill="none" stroke="#555" stroke-width="2" stroke-dasharray="5,3" points="40\.0,54\.0 180\.0,84\.0 320\.0,69\.0"\/>/,
+      /<polyline class="series reference" data-dataset="clean" fill="none" stroke="#1f77b4" stroke-width="2\.5" stroke-dasharray="5,3" points="48\.0,80\.0 259\.0,130\.0 470\.0,105\.0"\/>/,
     );
     assert.match(
       html,
-      /<polyline class="series" fill="none" stroke="#d62728" stroke-width="2" points="40\.0,144\.0 180\.0,99\.0 320\.0,136\.5"\/>/,
+      /<polyline class="series" data-dataset="OPS" fill="none" stroke="#d62728" stroke-width="2\.5" points="48\.0,230\.0 259\.0,155\.0 470\.0,217\.5"\/>/,
+    );
+    assert.match(
+      html,
+      /<svg class="robustness" xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="640" height="380"/,
+    );
+    // The same datasets' curves use the same colours.
+    const report0 = reportHtml({ title: 't', cells, layout, samples: [], notes: [] });
+    assert.match(
+      report0,
+      /<polyline class="series" data-dataset="clean" fill="none" stroke="#1f77b4"/,
+    );
+    assert.match(
+      report0,
+      /<polyline class="series" data-dataset="OPS" fill="none" stroke="#d62728"/,
     );
     for (const c of ['none', 'jpeg:10', 'bdr:2']) assert.ok(html.includes(`>${c}</text>`), c);
     assert.ok(html.includes('lenet5, standard: clean-test accuracy (%) per countermeasure'));
@@ -71,11 +85,11 @@ describe('robustness chart', () => {
     const layout = { models: ['lenet5'], strategies: rows, datasets: ['clean', 'OPS'] };
     const html = robustnessHtml(cells, layout);
     assert.equal(html.match(/<svg/g)?.length, 1); // cutout alone has no chart
-    // x: 40 + 280·i/2 over none, jpeg:10, ueraser; y: 24 + 150·(1 − a).
-    assert.match(html, /stroke-dasharray="5,3" points="40\.0,54\.0 180\.0,84\.0 320\.0,99\.0"/);
+    // x: 48 + 422·i/2 over none, jpeg:10, ueraser; y: 30 + 250·(1 − a).
+    assert.match(html, /stroke-dasharray="5,3" points="48\.0,80\.0 259\.0,130\.0 470\.0,155\.0"/);
     assert.match(
       html,
-      /stroke="#d62728" stroke-width="2" points="40\.0,144\.0 180\.0,99\.0 320\.0,114\.0"/,
+      /stroke="#d62728" stroke-width="2\.5" points="48\.0,230\.0 259\.0,155\.0 470\.0,180\.0"/,
     );
     assert.ok(html.includes('>ueraser</text>'));
     // Without transform rows, ueraser stays a strategy row and no chart is drawn.
@@ -93,10 +107,10 @@ describe('robustness chart', () => {
     ];
     const layout = { models: ['lenet5'], strategies: rows, datasets: ['clean'] };
     const html = robustnessHtml(cells, layout);
-    // y = 24 + 150·(1 − a): mean 69.0, mean ± sd at 90.2 and 47.8; x = 40 and 320.
-    assert.match(html, /points="40\.0,69\.0 320\.0,99\.0"/);
+    // y = 30 + 250·(1 − a): mean 105.0, mean ± sd at 140.4 and 69.6; x = 48 and 470.
+    assert.match(html, /points="48\.0,105\.0 470\.0,155\.0"/);
     assert.deepEqual(html.match(/<line class="sd"[^>]*>/g), [
-      '<line class="sd" x1="40.0" x2="40.0" y1="90.2" y2="47.8" stroke="#555" stroke-width="1"/>',
+      '<line class="sd" x1="48.0" x2="48.0" y1="140.4" y2="69.6" stroke="#1f77b4" stroke-width="1.5"/>',
     ]);
     assert.ok(html.includes('whiskers ± one sample sd'));
   });

@@ -474,6 +474,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("pad", Pad);
   fn("slice", Slice);
   fn("reluGrad", ReluGrad);
+  fn("gelu", GeluOp);
   fn("threads", Threads);
   fn("info", Info);
   return exports;

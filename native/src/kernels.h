@@ -57,6 +57,11 @@ struct SgdArgs {
 };
 void sgd(float* w, const float* g, float* buf, int64_t n, const SgdArgs& a);
 
+// gelu.cc: GELU (erf form) and its gradient from the input; GeluOp is its N-API function.
+void gelu(const float* x, float* y, int64_t n);
+void geluGrad(const float* x, const float* dy, float* dx, int64_t n);
+Napi::Value GeluOp(const Napi::CallbackInfo& info);
+
 int threads();
 void setThreads(int n);
 

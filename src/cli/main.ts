@@ -29,6 +29,10 @@ const COMMANDS: Record<string, [string, () => Promise<Command>]> = {
     'train every model × strategy on clean and protected data; report clean-test accuracy',
     async () => (await import('./audit.js')).auditCommand(),
   ],
+  holdout: [
+    'write a CIFAR-10 folder with one training file held out as its exact test set (e.g. 40,000 / 10,000)',
+    async () => (await import('./holdout.js')).holdoutCommand(),
+  ],
   doctor: [
     'say which training backends work here, and how to install the missing ones',
     async () => (await import('./doctor.js')).doctorCommand(),

@@ -24,5 +24,6 @@ export const MODELS = [
   'vgg16',
   'densenet121',
   'wrn28',
+  'airbench94',
 ] as const;
 export type ModelName = (typeof MODELS)[number];

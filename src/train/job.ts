@@ -23,6 +23,7 @@ import {
 } from './countermeasures.js';
 import type { TrainingData } from './data.js';
 import { type EpochRecord, type TrainConfig, type TrainHooks, train } from './loop.js';
+import { trainFast94 } from './fast94.js';
 import { PAPER_ATTACK, PRESET_ATTACK_WARMUP, PRESET_CONFIG, type PresetName } from './presets.js';
 import { csvLog, summarize, type TrainResults, writeFileAtomic } from './results.js';
 
@@ -106,6 +107,7 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
     ...(resolvePrecision(f.precision ?? 'fp32', engine) === 'bf16'
       ? { precision: 'bf16' as const }
       : {}),
+    ...(base.recipe ? { recipe: base.recipe } : {}),
   };
 }
 
@@ -168,14 +170,19 @@ export async function runTrainJob(
   hooks: TrainHooks = {},
 ): Promise<TrainResults> {
   const history: EpochRecord[] = [];
-  const run = await train(config, data, files.checkpoint, {
-    ...hooks,
-    onEpoch: async (r) => {
-      history.push(r);
-      await writeFileAtomic(files.log, csvLog(history));
-      await hooks.onEpoch?.(r);
+  const run = await (config.recipe === 'fast94' ? trainFast94 : train)(
+    config,
+    data,
+    files.checkpoint,
+    {
+      ...hooks,
+      onEpoch: async (r) => {
+        history.push(r);
+        await writeFileAtomic(files.log, csvLog(history));
+        await hooks.onEpoch?.(r);
+      },
     },
-  });
+  );
   await writeFileAtomic(files.log, csvLog(run.history));
   const results = summarize(config, run.history, { ...meta, finished: run.finished });
   await writeFileAtomic(files.results, JSON.stringify(results, null, 2) + '\n');

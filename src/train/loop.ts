@@ -76,6 +76,8 @@ export interface TrainConfig {
    * read as before the setting existed.
    */
   precision?: 'bf16';
+  /** A recipe with its own loop (train/fast94.ts) instead of this file's; absent: this loop. */
+  recipe?: 'fast94';
 }
 
 export interface EpochRecord {
@@ -86,6 +88,9 @@ export interface EpochRecord {
   testAccuracy: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Test accuracy with test-time augmentation, where the recipe has it (fast94: the last epoch). */
+  ttaAccuracy?: number;
+  ttaSeconds?: number;
 }
 
 export interface TrainHooks {

@@ -1,7 +1,7 @@
 /** Named training protocols: the paper's, and a CPU-sized one with a PyTorch reference run. */
 import type { TrainConfig } from './loop.js';
 
-export const PRESETS = ['quick', 'paper'] as const;
+export const PRESETS = ['quick', 'paper', 'fast94'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 /** What a preset fixes; model and strategy stay the user's unless the preset names them. */
@@ -30,6 +30,21 @@ export const PRESET_CONFIG: Record<PresetName, Partial<TrainConfig>> = {
     milestones: [100, 150],
     gamma: 0.1,
   },
+  // K. Jordan's airbench94 (train/fast94.ts): 9.9 epochs at batch 1024, Nesterov SGD with lr 11.5
+  // and weight decay 0.0153 per 1024 examples (decoupled), momentum 0.85, its own schedule,
+  // lookahead, flip + translate 2 and test-time augmentation. schedule/milestones are unused.
+  fast94: {
+    model: 'airbench94',
+    recipe: 'fast94',
+    strategy: 'standard',
+    epochs: 9.9,
+    batchSize: 1024,
+    lr: 11.5,
+    momentum: 0.85,
+    weightDecay: 0.0153,
+    schedule: 'onecycle',
+    milestones: [],
+  },
 };
 
 /** The paper's PGD: ε 8/255, step 2/255, 10 steps. */
@@ -41,4 +56,4 @@ export const PAPER_ATTACK = { epsilon: 8 / 255, step: 2 / 255, steps: 10 };
  * collapses to a constant prediction for some seeds (onepixel and PyTorch alike; measured in
  * bench/results/at-seeds). paper: none, the paper's protocol.
  */
-export const PRESET_ATTACK_WARMUP: Record<PresetName, number> = { quick: 5, paper: 0 };
+export const PRESET_ATTACK_WARMUP: Record<PresetName, number> = { quick: 5, paper: 0, fast94: 0 };

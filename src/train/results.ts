@@ -43,7 +43,10 @@ export function summarize(
     precision: config.precision ?? 'fp32',
     data: extra.data,
     testAccuracy: history.map((r) => r.testAccuracy),
-    finalTestAccuracy: history.length ? history[history.length - 1].testAccuracy : null,
+    // With test-time augmentation (fast94), the final accuracy is the augmented one.
+    finalTestAccuracy: history.length
+      ? (history[history.length - 1].ttaAccuracy ?? history[history.length - 1].testAccuracy)
+      : null,
     trainAccuracy: history.map((r) => r.trainAccuracy),
     trainLoss: history.map((r) => r.trainLoss),
     imagesPerSecond: seconds > 0 ? images / seconds : null,

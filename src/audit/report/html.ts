@@ -11,9 +11,7 @@ import type { AuditCell } from '../matrix.js';
 import { type CellSummary, formatStat, summarizeCells } from '../summary.js';
 import { summaryOf, tableLegend, type TableLayout } from './table.js';
 import { robustnessHtml } from './robustness.js';
-import { accuracyGrid } from './svg.js';
-
-const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+import { accuracyGrid, datasetColour } from './svg.js';
 
 function esc(s: string): string {
   return s.replace(
@@ -22,7 +20,10 @@ function esc(s: string): string {
   );
 }
 
-/** One chart: accuracy (0–100 %) per epoch, a line per dataset; `sd` adds a mean ± sd band. */
+/**
+ * One chart: accuracy (0–100 %) per epoch, a line per dataset (coloured by its place in the list:
+ * {@link datasetColour}); `sd` adds a mean ± sd band.
+ */
 export function curveSvg(
   series: Array<{ name: string; values: number[]; sd?: Array<number | null> }>,
   title: string,
@@ -38,7 +39,7 @@ export function curveSvg(
   const lines = series
     .map((s, i) => {
       const pts = s.values.map((v, e) => `${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-      const c = COLOURS[i % COLOURS.length];
+      const c = datasetColour(i);
       const sd = s.sd;
       const band =
         sd && sd.every((v) => v !== null) && sd.length === s.values.length && sd.length > 0
@@ -49,7 +50,7 @@ export function curveSvg(
                 .reverse(),
             ].join(' ')}"/>`
           : '';
-      return `${band}<polyline class="series" fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r + 8}" y="${pad.t + 8 + 12 * i}" font-size="10" fill="${c}">${esc(s.name)}</text>`;
+      return `${band}<polyline class="series" data-dataset="${esc(s.name)}" fill="none" stroke="${c}" stroke-width="2" points="${pts}"/><text x="${W - pad.r + 8}" y="${pad.t + 8 + 12 * i}" font-size="10" fill="${c}">${esc(s.name)}</text>`;
     })
     .join('');
   return `<svg class="curve" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${lines}<text x="${(pad.l + W - pad.r) / 2}" y="${H - 6}" font-size="10" text-anchor="middle">epoch (1–${epochs})</text></svg>`;
@@ -153,7 +154,7 @@ function protocolTable(cells: AuditCell[], summaries: CellSummary[]): string {
     'seeds',
     'backend',
   ];
-  return `<table class="protocol"><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>${rows.join('')}</table>`;
+  return `<div class="scroll"><table class="protocol"><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>${rows.join('')}</table></div>`;
 }
 
 /** The epoch of the best accuracy, once when every seed agrees, else per seed. */
@@ -184,7 +185,7 @@ export function reportHtml(r: ReportInput): string {
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;
         })
         .join('');
-      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><table class="accuracy"><tr><th>strategy</th>${head}</tr>${body}</table>`;
+      return `<h3>${esc(model)}: clean-test accuracy (%)</h3><div class="scroll"><table class="accuracy"><tr><th>strategy</th>${head}</tr>${body}</table></div>`;
     })
     .join('\n');
   const series = (model: string, s: string, which: 'testCurve' | 'trainCurve') =>
@@ -207,7 +208,7 @@ export function reportHtml(r: ReportInput): string {
       : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.accuracy td{white-space:nowrap}.protocol td,.protocol th{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1300px}.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child{text-align:left}.accuracy td{white-space:nowrap}.protocol td,.protocol th{text-align:left;font-size:12px}.pair{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}figure{display:inline-block;margin:0 .5em 0 0}figcaption{text-align:center}svg{margin:.5em}h4{margin:.2em 0;font-weight:normal}</style>
 </head><body>
 <h1>${esc(r.title)}</h1>
 ${r.notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}

@@ -12,10 +12,8 @@ import {
   TRAINING_COUNTERMEASURES,
 } from '../../train/countermeasures.js';
 import type { TableLayout } from './table.js';
-import { accuracyGrid } from './svg.js';
+import { accuracyGrid, datasetColour } from './svg.js';
 import { meanSd, type Stat } from '../summary.js';
-
-const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
 function esc(s: string): string {
   return s.replace(
@@ -47,50 +45,57 @@ export interface RobustnessSeries {
   reference: boolean;
 }
 
-/** One chart's SVG: accuracy per countermeasure, a line per series. */
+/**
+ * One chart's SVG: accuracy per countermeasure, a line per series, each series in its dataset's
+ * colour ({@link datasetColour} of its place in the list, as the curves), the reference dashed.
+ * Sized to be read: 12 px labels, at least 640 × 380 px.
+ */
 export function robustnessSvg(
   countermeasures: string[],
   series: RobustnessSeries[],
   title: string,
 ): string {
-  // Wide enough for the title (about 6.5 px a character at 12 px) and the countermeasures.
-  const W = Math.max(360, 60 + 52 * countermeasures.length, 50 + Math.ceil(6.5 * title.length));
-  const H = 260;
-  const pad = { l: 40, r: 120, t: 24, b: 86 };
+  // Wide enough for the title (about 7.5 px a character at 14 px) and the countermeasures.
+  const pad = { l: 48, r: 170, t: 30, b: 100 };
+  const W = Math.max(
+    640,
+    pad.l + pad.r + 80 * countermeasures.length,
+    pad.l + Math.ceil(7.5 * title.length),
+  );
+  const H = 380;
   const n = countermeasures.length;
   const x = (i: number) => pad.l + (W - pad.l - pad.r) * (n === 1 ? 0.5 : i / (n - 1));
   const y = (a: number) => pad.t + (H - pad.t - pad.b) * (1 - a);
-  const grid = accuracyGrid(pad.l, W - pad.r, y);
+  const grid = accuracyGrid(pad.l, W - pad.r, y, 12);
   const labels = countermeasures
     .map(
       (c, i) =>
-        `<text transform="translate(${x(i).toFixed(1)},${H - pad.b + 12}) rotate(45)" font-size="10">${esc(c)}</text>`,
+        `<text transform="translate(${x(i).toFixed(1)},${H - pad.b + 14}) rotate(40)" font-size="12">${esc(c)}</text>`,
     )
     .join('');
-  let colour = 0;
   const lines = series
     .map((s, k) => {
-      const c = s.reference ? '#555' : COLOURS[colour++ % COLOURS.length];
+      const c = datasetColour(k);
       const pts = s.values
         .map((v, i) => (v === null ? null : `${x(i).toFixed(1)},${y(v).toFixed(1)}`))
         .filter((p): p is string => p !== null);
       const dots = pts
-        .map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="2.5" fill="${c}"/>`)
+        .map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3.5" fill="${c}"/>`)
         .join('');
       const whiskers = s.values
         .map((v, i) => {
           const sd = s.sds?.[i] ?? null;
           if (v === null || sd === null) return '';
           const [lo, hi] = [y(Math.max(0, v - sd)), y(Math.min(1, v + sd))];
-          return `<line class="sd" x1="${x(i).toFixed(1)}" x2="${x(i).toFixed(1)}" y1="${lo.toFixed(1)}" y2="${hi.toFixed(1)}" stroke="${c}" stroke-width="1"/>`;
+          return `<line class="sd" x1="${x(i).toFixed(1)}" x2="${x(i).toFixed(1)}" y1="${lo.toFixed(1)}" y2="${hi.toFixed(1)}" stroke="${c}" stroke-width="1.5"/>`;
         })
         .join('');
       const dash = s.reference ? ' stroke-dasharray="5,3"' : '';
       const cls = s.reference ? 'series reference' : 'series';
-      return `<polyline class="${cls}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.join(' ')}"/>${dots}${whiskers}<text x="${W - pad.r + 8}" y="${pad.t + 14 * k + 8}" font-size="10" fill="${c}">${esc(s.name)}${s.reference ? ' (reference)' : ''}</text>`;
+      return `<polyline class="${cls}" data-dataset="${esc(s.name)}" fill="none" stroke="${c}" stroke-width="2.5"${dash} points="${pts.join(' ')}"/>${dots}${whiskers}<text x="${W - pad.r + 10}" y="${pad.t + 18 * k + 10}" font-size="12" fill="${c}">${esc(s.name)}${s.reference ? ' (reference, dashed)' : ''}</text>`;
     })
     .join('');
-  return `<svg class="robustness" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="14" font-size="12">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
+  return `<svg class="robustness" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="${pad.l}" y="18" font-size="14">${esc(title)}</text>${grid}${labels}${lines}</svg>`;
 }
 
 /** Final clean-test accuracy of a cell over its seeds (mean, sample sd); null where none ran. */
@@ -149,7 +154,7 @@ export function robustnessHtml(cells: AuditCell[], layout: TableLayout): string 
   return (
     '<h2>Robustness: accuracy per countermeasure</h2>\n<p>Clean-test accuracy after training on ' +
     'each dataset’s training images transformed by the countermeasure; the dashed line is the ' +
-    'clean data under the same countermeasure. Points are means over the seeds, whiskers ± one ' +
+    'clean data under the same countermeasure; each dataset has the colour it has in the curves. Points are means over the seeds, whiskers ± one ' +
     'sample sd. A protection holds where its line stays far below the reference.</p>\n' +
     charts.join('\n')
   );

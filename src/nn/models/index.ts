@@ -12,6 +12,7 @@
  *   vgg16        kuangliu VGG('VGG16')                           14,728,266
  *   densenet121  kuangliu DenseNet121                             6,956,298
  *   wrn28        WideResNet(28, k) (xternalz), k = 10            36,479,194
+ *   airbench94   K. Jordan's airbench94 (airbench94.ts)            1,971,352
  *
  * Common to all: BatchNorm eps 1e-5 and PyTorch momentum 0.1 (tfjs momentum 0.9); bias-free convs
  * wherever the reference has them; PyTorch's initialisation (layers.ts); layer names are the
@@ -22,6 +23,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-layers';
 import { fail } from '../../errors.js';
+import { airbench94 } from './airbench94.js';
 import { densenet121 } from './densenet.js';
 import type { BuildOptions, InputShape } from './layers.js';
 import { lenet5 } from './lenet.js';
@@ -47,6 +49,7 @@ const BUILDERS: Record<
   vgg16,
   densenet121,
   wrn28,
+  airbench94,
 };
 
 export function isModelName(name: string): name is ModelName {

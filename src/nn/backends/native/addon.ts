@@ -37,6 +37,8 @@ export interface NativeAddon {
    */
   precision(p?: 'fp32' | 'bf16'): 'fp32' | 'bf16';
   pool(x: Float32Array, y: Float32Array, p: Int32Array): void;
+  /** GELU (erf form) of x into out, or with dy its gradient dy·gelu'(x) (native/src/gelu.cc). */
+  gelu(x: Float32Array, dy: Float32Array | null, out: Float32Array): void;
   poolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, p: Int32Array): void;
   batchNorm(
     x: Float32Array,

@@ -13,11 +13,12 @@ import {
 import { BATCHNORM_KERNELS } from './batchnorm.js';
 import { CONV_KERNELS } from './kernels-conv.js';
 import { ELTWISE_KERNELS } from './kernels-eltwise.js';
+import { GELU_KERNELS } from './gelu.js';
 import { LAYOUT_KERNELS } from './kernels-layout.js';
 
 export { loadNative, nativeLoadError, NATIVE, setNativeProfiling };
 
-const KERNELS = [...CONV_KERNELS, ...ELTWISE_KERNELS, ...LAYOUT_KERNELS, ...BATCHNORM_KERNELS];
+const KERNELS = [...CONV_KERNELS, ...ELTWISE_KERNELS, ...LAYOUT_KERNELS, ...BATCHNORM_KERNELS, ...GELU_KERNELS];
 
 /** Kernels the native backend runs in the addon (every other one is the cpu backend's). */
 export const NATIVE_KERNELS: readonly string[] = KERNELS.map((k) => k.kernelName);
