@@ -18,7 +18,13 @@ import { LAYOUT_KERNELS } from './kernels-layout.js';
 
 export { loadNative, nativeLoadError, NATIVE, setNativeProfiling };
 
-const KERNELS = [...CONV_KERNELS, ...ELTWISE_KERNELS, ...LAYOUT_KERNELS, ...BATCHNORM_KERNELS, ...GELU_KERNELS];
+const KERNELS = [
+  ...CONV_KERNELS,
+  ...ELTWISE_KERNELS,
+  ...LAYOUT_KERNELS,
+  ...BATCHNORM_KERNELS,
+  ...GELU_KERNELS,
+];
 
 /** Kernels the native backend runs in the addon (every other one is the cpu backend's). */
 export const NATIVE_KERNELS: readonly string[] = KERNELS.map((k) => k.kernelName);
