@@ -24,8 +24,6 @@ import {
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { streamOf } from '../src/data/dataset.js';
-import { writeNpy } from '../src/data/npy.js';
 import { OnepixelError } from '../src/errors.js';
 import { holdOutput, lockPath, writeAtomically, writeFileAtomic } from '../src/output.js';
 import {
@@ -34,9 +32,7 @@ import {
   childEnv,
   FASHION_DIR,
   NO_FASHION,
-  cifarClassNames,
-  cifarDataset,
-  cifarRecords,
+  npyFixture,
   runCli,
   sha256,
   smallAudit,
@@ -139,18 +135,8 @@ const NPY = () => ['--dataset', 'npy', '--data-dir', data];
 const HAVE_CIFAR = existsSync(path.join(CIFAR_DIR, 'data_batch_5.bin'));
 
 before(async () => {
-  const names = await cifarClassNames();
   data = await tmp();
-  await writeNpy(data, [
-    {
-      name: 'train',
-      stream: streamOf(cifarDataset(await cifarRecords('data_batch_1.bin', 100), names)),
-    },
-    {
-      name: 'test',
-      stream: streamOf(cifarDataset(await cifarRecords('test_batch.bin', 10), names)),
-    },
-  ]);
+  await npyFixture(data, 'data_batch_1.bin', 100, 10);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -564,18 +550,8 @@ describe('one writer per output', () => {
 describe('kill -9 at random points of a protect, then the same command', () => {
   let big: string; // 5000 images: the write takes long enough to be hit
   before(async () => {
-    const names = await cifarClassNames();
     big = await tmp();
-    await writeNpy(big, [
-      {
-        name: 'train',
-        stream: streamOf(cifarDataset(await cifarRecords('data_batch_2.bin', 5000), names)),
-      },
-      {
-        name: 'test',
-        stream: streamOf(cifarDataset(await cifarRecords('test_batch.bin', 1000), names)),
-      },
-    ]);
+    await npyFixture(big, 'data_batch_2.bin', 5000, 1000);
   });
 
   it('gives the bytes of an uninterrupted run', async () => {
@@ -623,5 +599,88 @@ describe('kill -9 at random points of a protect, then the same command', () => {
     }
     console.log(`uninterrupted ${took} ms; kills: ${outcomes.join(', ')}`);
     assert.ok((await stat(ref)).isDirectory());
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('kill -9 during train and EM, then the same command with --resume', () => {
+  // A seeded sequence of kill times: after the first checkpoint, somewhere in the next stretch.
+  let s = 777;
+  const rand = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+
+  /** Runs `args` until `ready` matches its output, waits `ms` more, then kill -9. */
+  async function killAfter(args: string[], ready: RegExp, ms: number): Promise<void> {
+    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv() });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const closed = new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 24000 && !ready.test(stdout) && child.exitCode === null; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    assert.ok(ready.test(stdout), `never printed ${ready}: ${stdout}`);
+    await new Promise((r) => setTimeout(r, ms));
+    child.kill('SIGKILL');
+    await closed;
+  }
+
+  it('train: the resumed run gives the losses and accuracies of an uninterrupted one', async () => {
+    const work = await tmp();
+    const args = (r: string) => [
+      ...['train', '--data', data, '--dataset', 'npy', '--model', 'lenet5', '--backend', 'wasm'],
+      ...['--batch-size', '25', '--epochs', '6', '--seed', '3', '--results', r],
+    ];
+    const ref = path.join(work, 'ref.json');
+    const t0 = Date.now();
+    assert.equal((await runCli(args(ref))).code, 0);
+    const epochMs = (Date.now() - t0) / 6;
+    type R = { trainLoss: number[]; testAccuracy: number[]; trainAccuracy: number[] };
+    const want = JSON.parse(await readFile(ref, 'utf8')) as R;
+    const outcomes: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      const r = path.join(work, `cut${k}.json`);
+      const at = Math.round(rand() * 2 * epochMs);
+      await killAfter(args(r), /epoch {3}1 /, at);
+      const again = await runCli([...args(r), '--resume']);
+      assert.equal(again.code, 0, again.stderr);
+      const got = JSON.parse(await readFile(r, 'utf8')) as R;
+      assert.deepEqual(
+        [got.trainLoss, got.trainAccuracy, got.testAccuracy],
+        [want.trainLoss, want.trainAccuracy, want.testAccuracy],
+        `killed ${at} ms after epoch 1`,
+      );
+      const resumedFrom = /epoch {3}1 /.test(again.stdout) ? 'the start' : 'a checkpoint';
+      outcomes.push(`${at} ms after epoch 1 → resumed from ${resumedFrom}`);
+    }
+    console.log(`train, epochs of ${epochMs.toFixed(0)} ms; kills: ${outcomes.join(', ')}`);
+    assert.deepEqual(await leftovers(work), []);
+  });
+
+  it('protect --method em: the resumed noise.npy equals an uninterrupted run', async () => {
+    const work = await tmp();
+    const em = (out: string) => [
+      ...['protect', '--dataset', 'npy', '--data-dir', data, '--out', out, '--method', 'em'],
+      ...['--em-steps', '5', '--em-train-steps', '2', '--em-batch-size', '16'],
+      ...['--em-noise-batch', '10', '--max-rounds', '3', '--stop-accuracy', '1'],
+      ...['--backend', 'wasm'],
+    ];
+    const whole = path.join(work, 'whole');
+    const t0 = Date.now();
+    assert.equal((await runCli(em(whole))).code, 0);
+    const roundMs = (Date.now() - t0) / 3;
+    const want = await readFile(path.join(whole, 'noise.npy'));
+    const outcomes: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      const cut = path.join(work, `cut${k}`);
+      const at = Math.round(rand() * roundMs);
+      await killAfter(em(cut), /EM round {3}1 /, at);
+      const done = existsSync(cut);
+      const again = await runCli([...em(cut), ...(done ? [] : ['--resume'])]);
+      if (done) oneLine(again, /already exists; pass --force/);
+      else assert.equal(again.code, 0, again.stderr);
+      assert.ok((await readFile(path.join(cut, 'noise.npy'))).equals(want), `killed at ${at} ms`);
+      outcomes.push(`${at} ms after round 1 → ${done ? 'complete before the kill' : 'resumed'}`);
+    }
+    console.log(`EM, rounds of ${roundMs.toFixed(0)} ms; kills: ${outcomes.join(', ')}`);
+    assert.deepEqual(await leftovers(work), []);
   });
 });

@@ -324,8 +324,11 @@ export async function train(
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
     const seedRng = epochRng(config.seed, epoch);
     const order = seedRng.permutation(ds.labels.length);
-    const rng = epoch === startEpoch && resumedRng ? resumedRng : seedRng;
     const first = epoch === startEpoch ? startStep : 0;
+    // Mid-epoch, the saved generator carries on; at an epoch's start it is the epoch's own, which
+    // has just drawn the order (a checkpoint saved at the end of an epoch holds its state from
+    // before that draw: taking it would deal the augmentation the order's random numbers).
+    const rng = first > 0 && resumedRng ? resumedRng : seedRng;
     if (first === 0) running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
     const indices = (step: number) =>
       order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
