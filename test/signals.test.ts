@@ -10,20 +10,9 @@ import { existsSync } from 'node:fs';
 import { cp, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { streamOf } from '../src/data/dataset.js';
-import { writeNpy } from '../src/data/npy.js';
 import { loadCheckpoint } from '../src/nn/checkpoint.js';
 import type { TrainResults } from '../src/train/results.js';
-import {
-  CLI,
-  type CliResult,
-  childEnv,
-  cifarClassNames,
-  cifarDataset,
-  cifarRecords,
-  runCli,
-  tempDirs,
-} from './helpers.js';
+import { CLI, type CliResult, childEnv, npyFixture, runCli, tempDirs } from './helpers.js';
 
 const tmp = tempDirs('signals');
 
@@ -62,18 +51,8 @@ async function terminate(p: ReturnType<typeof start>) {
 describe('SIGTERM during long work', () => {
   let data: string;
   before(async () => {
-    const names = await cifarClassNames();
     data = await tmp();
-    await writeNpy(data, [
-      {
-        name: 'train',
-        stream: streamOf(cifarDataset(await cifarRecords('data_batch_1.bin', 320), names)),
-      },
-      {
-        name: 'test',
-        stream: streamOf(cifarDataset(await cifarRecords('test_batch.bin', 100), names)),
-      },
-    ]);
+    await npyFixture(data, 'data_batch_1.bin', 320, 100);
   });
 
   it('train --strategy at (native): exits 143 within seconds mid-epoch with a valid checkpoint, and --resume finishes', async () => {
@@ -145,6 +124,9 @@ describe('SIGTERM during long work', () => {
     assert.equal(r.code, 143, r.stderr);
     assert.ok(r.seconds < 5, `exited ${r.seconds} s after SIGTERM`);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+    // A stopped audit writes no report (the report step re-reads every dataset folder).
+    assert.equal(existsSync(path.join(out, 'report.html')), false, 'report.html after a stop');
+    assert.match(r.stdout, /report not written/);
     // The cell under way when the signal came holds a valid checkpoint (on a loaded machine the
     // first cell may have finished and the second begun by then: either is a cell in progress).
     const withCkpt = (await readdir(cells)).filter((n) =>

@@ -33,7 +33,7 @@ import { PRESETS, type PresetName } from '../train/presets.js';
 import { COUNTERMEASURES, TRAINING_COUNTERMEASURES } from '../train/countermeasures.js';
 import { jobConfig, parseStrategy } from '../train/job.js';
 import { progressBar, type ProgressBar } from './progress.js';
-import { stopOnSignals } from './signals.js';
+import { onStopSignals, stopOnSignals } from './signals.js';
 import { positiveInt, seed } from './flags.js';
 
 interface Flags {
@@ -264,6 +264,14 @@ export function auditCommand(): Command {
           },
         },
       );
+      if (stop.requested()) {
+        // Stopped: the cells are checkpointed; the report waits for a run that finishes (it reads
+        // every dataset folder again for its pictures, which a stop must not wait for).
+        process.stdout.write(`stopped; the same command resumes (report not written)\n`);
+        process.exit(stop.exitCode() ?? 130);
+      }
+      // The report step writes each file atomically: a signal now stops at once, as by default.
+      onStopSignals();
       if (shard) {
         const n = [...matrix.of.values()].filter((i) => i === shard.index).length;
         process.stdout.write(
@@ -275,7 +283,6 @@ export function auditCommand(): Command {
         const table = await writeAuditOutputs(out, matrix.index as AuditIndex, present, missing);
         process.stdout.write('\n' + table + '\n');
       }
-      if (stop.requested()) process.exit(stop.exitCode() ?? 130);
     });
 }
 
