@@ -13,7 +13,14 @@ import { before, describe, it } from 'node:test';
 import { streamOf } from '../src/data/dataset.js';
 import { writeNpy } from '../src/data/npy.js';
 import type { TrainResults } from '../src/train/results.js';
-import { cifarClassNames, cifarDataset, cifarRecords, tempDirs, runCli } from './helpers.js';
+import {
+  cifarClassNames,
+  cifarDataset,
+  cifarRecords,
+  npyFixture,
+  tempDirs,
+  runCli,
+} from './helpers.js';
 
 const tmp = tempDirs('audit-cli');
 
@@ -23,18 +30,8 @@ describe('audit', () => {
   let clean: string;
   let ops: string;
   before(async () => {
-    const names = await cifarClassNames();
     clean = await tmp();
-    await writeNpy(clean, [
-      {
-        name: 'train',
-        stream: streamOf(cifarDataset(await cifarRecords('data_batch_1.bin', 256), names)),
-      },
-      {
-        name: 'test',
-        stream: streamOf(cifarDataset(await cifarRecords('test_batch.bin', 100), names)),
-      },
-    ]);
+    await npyFixture(clean, 'data_batch_1.bin', 256, 100);
     ops = path.join(await tmp(), 'ops');
     const r = await run([
       'protect',

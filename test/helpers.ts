@@ -292,21 +292,34 @@ export async function on(
 }
 
 /**
+ * Writes an npy dataset folder `dir` (made if missing): the first `train` records of the CIFAR-10
+ * file `batch` as its training split, the first `test` of test_batch.bin as its test split.
+ */
+export async function npyFixture(
+  dir: string,
+  batch: string,
+  train: number,
+  test: number,
+): Promise<void> {
+  const names = await cifarClassNames();
+  await mkdir(dir, { recursive: true });
+  await writeNpy(
+    dir,
+    splits(
+      cifarDataset(await cifarRecords(batch, train), names),
+      cifarDataset(await cifarRecords('test_batch.bin', test), names),
+    ),
+  );
+}
+
+/**
  * The small audit the shard tests run: 300 training images of `batch` and 60 test images as npy in
  * `work/clean`, their OPS copy in `work/ops`; returns the audit flags (LeNet-5, seeds 0 and 1,
  * 2 epochs) without `audit` and `--out`.
  */
 export async function smallAudit(work: string, batch: string): Promise<string[]> {
-  const names = await cifarClassNames();
   const clean = path.join(work, 'clean');
-  await mkdir(clean);
-  await writeNpy(
-    clean,
-    splits(
-      cifarDataset(await cifarRecords(batch, 300), names),
-      cifarDataset(await cifarRecords('test_batch.bin', 60), names),
-    ),
-  );
+  await npyFixture(clean, batch, 300, 60);
   const ops = path.join(work, 'ops');
   const p = await runCli(['protect', '--dataset', 'npy', '--data-dir', clean, '--out', ops]);
   assert.equal(p.code, 0, p.stderr);

@@ -480,11 +480,11 @@ test(
   'precision flags: fp32 configs (and audit cells) keep their identity, bf16 is another cell, bf16 needs native',
   { skip: noNative() },
   async () => {
-    // A cell trained before --precision existed (bench/results/audit-t5-standard): its folder must
+    // A cell trained before --precision existed (results/audit-t5-standard): its folder must
     // come out the same, so old audits resume.
     const old = 'clean__lenet5__standard__s0-8bdd336cfdc2';
     const saved = JSON.parse(
-      await readFile(`bench/results/audit-t5-standard/cells/${old}/cell.json`, 'utf8'),
+      await readFile(`results/audit-t5-standard/cells/${old}/cell.json`, 'utf8'),
     ) as CellIdentity;
     await initEngine('native');
     const id = (precision: 'fp32' | 'bf16' | 'auto'): CellIdentity => ({

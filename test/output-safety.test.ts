@@ -10,9 +10,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { streamOf } from '../src/data/dataset.js';
-import { writeNpy } from '../src/data/npy.js';
-import { cifarClassNames, cifarDataset, cifarRecords, runCli, tempDirs } from './helpers.js';
+import { npyFixture, runCli, tempDirs } from './helpers.js';
 
 const tmp = tempDirs('output-safety');
 
@@ -36,20 +34,9 @@ const EM_FAST = ['--em-steps', '1', '--em-train-steps', '1', '--em-batch-size', 
 const EM_ONE = ['--method', 'em', '--max-rounds', '1', '--em-noise-batch', '50', ...EM_FAST];
 
 before(async () => {
-  const names = await cifarClassNames();
   root = await tmp();
   data = path.join(root, 'data');
-  await mkdir(data);
-  await writeNpy(data, [
-    {
-      name: 'train',
-      stream: streamOf(cifarDataset(await cifarRecords('data_batch_1.bin', 100), names)),
-    },
-    {
-      name: 'test',
-      stream: streamOf(cifarDataset(await cifarRecords('test_batch.bin', 10), names)),
-    },
-  ]);
+  await npyFixture(data, 'data_batch_1.bin', 100, 10);
   await writeFile(path.join(root, 'notes.txt'), 'the user’s own file\n');
   initial = await snapshot(root);
 });
