@@ -5,7 +5,7 @@ class pixel is exactly its extreme value at the output pixel it should land on: 
 (row, col) for a --pipeline copy (searched at S×S), (row·S/H, col·S/W) rounded down for a plain copy.
 Also the mean absolute distance of that output pixel from the extreme value, per channel.
 
-  /usr/bin/python3 bench/photos_landed.py S PER_CLASS DIR [DIR…]  > bench/results/…/landed.json
+  /usr/bin/python3 bench/photos_landed.py S PER_CLASS DIR [DIR…]  > results/…/landed.json
 """
 import glob, json, sys
 import numpy as np

@@ -9,7 +9,7 @@
  *                            [--wasm-resnet-batch N] [--quick]
  *   npm run bench:bf16       the bf16 rows (issue 22) for a quiet window: LeNet-5, the small CNN,
  *                            ResNet-18 (train, and PGD input gradient), native fp32 and bf16 beside
- *                            all three PyTorch configurations, raw JSONL to bench/results/bf16-speed/
+ *                            all three PyTorch configurations, raw JSONL to results/bf16-speed/
  *
  * --only NAME,…      run only these measurements (names as in the table, e.g. train-smallcnn)
  * --backends B,…     onepixel engines to measure: native, native-bf16 (--precision bf16), wasm,

@@ -8,11 +8,11 @@ cd /work/wt-bf16
 A="node dist/src/cli/main.js audit --backend native"
 lenet() { # seeds precision
   $A --clean ../shared/data/cifar-10-batches-bin --protected out/c10-ops --models lenet5 \
-    --strategies standard --preset quick --seeds $1 --precision $2 --out bench/results/bf16-lenet/$2
+    --strategies standard --preset quick --seeds $1 --precision $2 --out results/bf16-lenet/$2
 }
 resnet() { # precision
   $A --clean out/c10-sub5k --protected out/c10-ops-sub5k --models resnet18 --strategies standard \
-    --preset quick --epochs 4 --seeds 0 --precision $1 --out bench/results/bf16-resnet18/$1
+    --preset quick --epochs 4 --seeds 0 --precision $1 --out results/bf16-resnet18/$1
 }
 set -x
 date -u; uptime

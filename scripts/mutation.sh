@@ -7,7 +7,7 @@
 # mutated files to some of the module's (paths under src/), e.g.
 #   scripts/mutation.sh shortcut src/shortcut/search.ts
 # Each module is mutated against its own test files only, so that a run is affordable. The run is
-# niced, one test process at a time; raw reports go to bench/results/mutation/<name>/
+# niced, one test process at a time; raw reports go to results/mutation/<name>/
 # (mutation.json, mutation.html, run.log with the machine and load). docs/mutation.md has the
 # scores and the survivors. MUTATION_INCREMENTAL=1 reuses the last report's results for mutants
 # whose code and tests did not change. MUTATION_TESTS=dist/test/a.test.js,… runs only those test
@@ -55,7 +55,7 @@ for t in "${all[@]}"; do
   [ -f "${src%.js}.ts" ] && kept+=("$t")
 done
 tests="$(IFS=,; echo "${kept[*]}")"
-out="bench/results/mutation/$name"
+out="results/mutation/$name"
 mkdir -p "$out" out/stryker
 # the sandbox is out/stryker/sandbox-*: the tests' ../shared/data must resolve from there
 [ -e out/stryker/shared ] || ln -s "$(cd .. && pwd)/shared" out/stryker/shared

@@ -7,7 +7,7 @@ run() { # precision
   ONEPIXEL_NATIVE_THREADS=1 nice -n 19 node dist/src/cli/main.js audit --backend native \
     --clean ../shared/data/cifar-10-batches-bin --protected out/c10-ops --models lenet5 \
     --strategies standard --preset quick --seeds 0,1,2 --precision "$1" \
-    --out bench/results/bf16-lenet/"$1" >> bench/results/bf16-lenet/"$1".log 2>&1
+    --out results/bf16-lenet/"$1" >> results/bf16-lenet/"$1".log 2>&1
 }
 date -u; uptime
 run bf16 & run fp32 & wait

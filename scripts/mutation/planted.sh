@@ -3,7 +3,7 @@
 # compiled files (dist/src, never the sources), each followed by the test files named with it;
 # the compiled file is restored after each. A planted bug is caught when a listed test file fails:
 # the first file is the one written for it, the others the files that missed it before.
-#   npm run build && scripts/mutation/planted.sh > bench/results/mutation/planted.log
+#   npm run build && scripts/mutation/planted.sh > results/mutation/planted.log
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 keep="$(mktemp -d)"

@@ -12,7 +12,7 @@ const list = (name) =>
     .map((s) => s.trim())
     .filter(Boolean);
 const name = process.env.MUTATION_NAME ?? 'module';
-const out = `bench/results/mutation/${name}`;
+const out = `results/mutation/${name}`;
 
 export default {
   $schema: '../../node_modules/@stryker-mutator/core/schema/stryker-schema.json',
@@ -38,7 +38,7 @@ export default {
   // The sandbox lives two levels below the repository (out/stryker/sandbox-*); scripts/mutation.sh
   // links out/stryker/shared to the shared data so the tests' ../shared paths resolve.
   tempDirName: 'out/stryker',
-  ignorePatterns: ['bench/results', 'bench/out', 'dist', 'out', 'docs', '*.log'],
+  ignorePatterns: ['results', 'bench/out', 'dist', 'out', 'docs', '*.log'],
   cleanTempDir: true,
   reporters: ['json', 'html', 'clear-text', 'progress-append-only'],
   jsonReporter: { fileName: `${out}/mutation.json` },

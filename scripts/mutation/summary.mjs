@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Prints the table of docs/mutation.md from the raw reports of scripts/mutation.sh:
-// bench/results/mutation/<run>/mutation.json (Stryker's report) and run.log (command, machine,
+// results/mutation/<run>/mutation.json (Stryker's report) and run.log (command, machine,
 // load). Score = (killed + timed out) / (all − no coverage), Stryker's "covered" score; the total
 // score counts no-coverage mutants as survivors.
 //   node scripts/mutation/summary.mjs
@@ -10,7 +10,7 @@ import process from 'node:process';
 
 const print = (line) => process.stdout.write(line + '\n');
 
-const root = 'bench/results/mutation';
+const root = 'results/mutation';
 const rows = [];
 for (const run of readdirSync(root).sort()) {
   const report = join(root, run, 'mutation.json');

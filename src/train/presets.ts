@@ -54,6 +54,6 @@ export const PAPER_ATTACK = { epsilon: 8 / 255, step: 2 / 255, steps: 10 };
  * Adversarial training's ε warm-up (epochs over which ε grows from 0) per preset. quick: 5, the
  * length of its one-cycle ramp (30 % of 15 epochs): with the full ε from the first step, LeNet-5
  * collapses to a constant prediction for some seeds (onepixel and PyTorch alike; measured in
- * bench/results/at-seeds). paper: none, the paper's protocol.
+ * results/at-seeds). paper: none, the paper's protocol.
  */
 export const PRESET_ATTACK_WARMUP: Record<PresetName, number> = { quick: 5, paper: 0, fast94: 0 };
