@@ -203,4 +203,64 @@ describe('pgd', () => {
     const off = jobConfig({ strategy: 'at', seed: 0, attackWarmup: 0 }, 'cpu').adversarial;
     assert.equal(off?.warmupEpochs, undefined);
   });
+
+  it('fast94 trains against N-FGSM (step ε, start in [−2ε, 2ε], unprojected); quick and paper keep their exact PGD-10 configs', () => {
+    const fast = jobConfig({ strategy: 'at', seed: 0, preset: 'fast94' }, 'cpu').adversarial;
+    assert.deepEqual(fast, {
+      epsilon: 8 / 255,
+      step: 8 / 255,
+      steps: 1,
+      noise: 16 / 255,
+      project: false,
+    });
+    const small = jobConfig({ strategy: 'at', seed: 0, preset: 'fast94', epsilon: 4 / 255 }, 'cpu');
+    assert.deepEqual(small.adversarial, {
+      epsilon: 4 / 255,
+      step: 4 / 255,
+      steps: 1,
+      noise: 8 / 255,
+      project: false,
+    });
+    // The key order decides an audit cell's identity hash: the same as before N-FGSM existed.
+    const quick = jobConfig({ strategy: 'at', seed: 0 }, 'cpu').adversarial;
+    assert.equal(
+      JSON.stringify(quick),
+      JSON.stringify({ epsilon: 8 / 255, step: 2 / 255, steps: 10, warmupEpochs: 5 }),
+    );
+  });
+
+  it('N-FGSM by hand: x + δ clipped to [0, 1], then one step of ε along the gradient sign, clipped to [0, 1] only', () => {
+    const { lossOf, dispose } = linearModel(11);
+    const x = images(12);
+    const eps = 8 / 255;
+    const rng = new Rng(3);
+    const adv = pgd(lossOf, x, {
+      epsilon: eps,
+      step: eps,
+      steps: 1,
+      noise: 2 * eps,
+      project: false,
+      rng,
+    });
+    // The same draws, by hand.
+    const again = new Rng(3);
+    const xs = x.dataSync();
+    const start = Float32Array.from(xs, (v) =>
+      Math.min(1, Math.max(0, v + (2 * again.uniform() - 1) * 2 * eps)),
+    );
+    const g = tf
+      .grad((t: tf.Tensor) => lossOf(t as tf.Tensor4D))(tf.tensor4d(start, x.shape))
+      .dataSync();
+    const got = adv.dataSync();
+    let outside = 0;
+    for (let i = 0; i < got.length; i++) {
+      const want = Math.min(1, Math.max(0, start[i] + eps * Math.sign(g[i])));
+      assert.ok(Math.abs(got[i] - want) < 1e-6, `value ${i}: ${got[i]} vs ${want}`);
+      if (Math.abs(got[i] - xs[i]) > eps + 1e-6) outside++;
+    }
+    // Unprojected: some values end farther than ε from x (a projected attack has none).
+    assert.ok(outside > 0, 'no value left the ε-ball');
+    tf.dispose([adv, x]);
+    dispose();
+  });
 });

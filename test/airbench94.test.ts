@@ -218,4 +218,32 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
     }
     noFailures();
   });
+
+  await t.test(
+    'adversarial training (N-FGSM) runs on native and ends with PGD-20 robust accuracy',
+    async () => {
+      const clean = await trainFast94(config, { train, test: testSet }, null, {});
+      const adversarial = jobConfig(
+        { model: 'airbench94', preset: 'fast94', strategy: 'at', seed: config.seed },
+        'native',
+      ).adversarial;
+      const at = await usingNative('fast94 at', ['NativeGelu', 'FusedConv2D'], () =>
+        trainFast94({ ...config, adversarial }, { train, test: testSet }, null, {}),
+      );
+      assert.ok(at.finished);
+      const last = at.history[at.history.length - 1];
+      assert.equal(last.robustImages, TEST_N);
+      assert.ok(last.robustAccuracy !== undefined && last.robustSeconds !== undefined);
+      // Attacked batches are harder: every epoch's training loss lies above the clean run's.
+      at.history.forEach((r, e) =>
+        assert.ok(r.trainLoss > clean.history[e].trainLoss, `epoch ${e + 1}: ${r.trainLoss}`),
+      );
+      assert.equal(clean.history[clean.history.length - 1].robustAccuracy, undefined);
+      console.log(
+        `N-FGSM: training losses ${at.history.map((r) => r.trainLoss.toFixed(3)).join(' ')} ` +
+          `(clean ${clean.history.map((r) => r.trainLoss.toFixed(3)).join(' ')}); PGD-20 ` +
+          `${last.robustAccuracy} on ${last.robustImages} images in ${last.robustSeconds?.toFixed(1)} s`,
+      );
+    },
+  );
 });

@@ -22,7 +22,7 @@ import type { Dataset } from '../src/data/dataset.js';
 import { initEngine } from '../src/nn/engine.js';
 import { buildModel } from '../src/nn/models/index.js';
 import { loadCheckpoint } from '../src/nn/checkpoint.js';
-import { type TrainConfig, train } from '../src/train/loop.js';
+import { type AttackConfig, type TrainConfig, train } from '../src/train/loop.js';
 import { Rng } from '../src/nn/rng.js';
 import { pgd } from '../src/nn/pgd.js';
 import { crossEntropy } from '../src/nn/loss.js';
@@ -77,8 +77,11 @@ for b in range(len(a['deltas'])):
     idx = torch.tensor(a['order'][b * a['batch']:(b + 1) * a['batch']], dtype=torch.int64)
     x, y = x_all[idx], y_all[idx]
     d = torch.tensor(a['deltas'][b], dtype=torch.float64).reshape(-1, 32, 32, 3).permute(0, 3, 1, 2)
-    lower, upper = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
-    adv = (x + d).clamp(0, 1)
+    if a['project']:
+        lower, upper = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
+    else:  # N-FGSM: only the image range
+        lower, upper = torch.zeros_like(x), torch.ones_like(x)
+    adv = torch.max(torch.min(x + d, upper), lower)
     m.eval()
     for _ in range(a['steps']):
         adv.requires_grad_(True)
@@ -116,15 +119,23 @@ describe('adversarial training: the first steps equal PyTorch’s from the same 
   });
   after(() => rm(tmp, { recursive: true, force: true }));
 
-  for (const seed of [0, 1]) {
+  // The paper's PGD-10, and N-FGSM (fast94's attack: one step of ε from U(−2ε, 2ε), unprojected).
+  const PGD10 = { epsilon: 8 / 255, step: 2 / 255, steps: 10 };
+  const NFGSM = { epsilon: 8 / 255, step: 8 / 255, steps: 1, noise: 16 / 255, project: false };
+  const cases: Array<{ seed: number; attack: AttackConfig; name: string }> = [
+    { seed: 0, attack: PGD10, name: 'PGD-10' },
+    { seed: 1, attack: PGD10, name: 'PGD-10' },
+    { seed: 0, attack: NFGSM, name: 'N-FGSM' },
+  ];
+  for (const { seed, attack, name } of cases) {
     it(
-      `seed ${seed}: two steps of PGD-10 training, losses and weights`,
+      `seed ${seed}: two steps of ${name} training, losses and weights`,
       { skip: torchMissing() },
       async () => {
         const config: TrainConfig = {
           model: 'lenet5',
           strategy: 'none',
-          adversarial: { epsilon: 8 / 255, step: 2 / 255, steps: 10 },
+          adversarial: attack,
           epochs: 1,
           batchSize: BATCH,
           lr: 0.05,
@@ -140,9 +151,10 @@ describe('adversarial training: the first steps equal PyTorch’s from the same 
         const rng = new Rng(seed * 1_000_003 + 1);
         const order = Array.from(rng.permutation(N));
         const afterShuffle = rng.state();
-        const eps = config.adversarial?.epsilon ?? 0;
+        const eps = attack.epsilon;
+        const radius = attack.noise ?? eps;
         const deltas = [0, 1].map(() =>
-          Array.from({ length: BATCH * 3072 }, () => (2 * rng.uniform() - 1) * eps),
+          Array.from({ length: BATCH * 3072 }, () => (2 * rng.uniform() - 1) * radius),
         );
         const model = buildModel('lenet5', ds, 10, { seed });
         const weights = await Promise.all(
@@ -169,20 +181,15 @@ describe('adversarial training: the first steps equal PyTorch’s from the same 
           const lossOf = (xa: tf.Tensor4D) =>
             crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets);
           const x = tf.tensor4d(x1, [BATCH, 32, 32, 3]);
-          return pgd(lossOf, x, {
-            epsilon: eps,
-            step: 2 / 255,
-            steps: 10,
-            rng: Rng.fromState(afterShuffle),
-          });
+          return pgd(lossOf, x, { ...attack, rng: Rng.fromState(afterShuffle) });
         });
         const ourAdv = await adv1.data();
         adv1.dispose();
         model.dispose();
-        const dir = join(tmp, `ckpt-${seed}`);
+        const dir = join(tmp, `ckpt-${seed}-${name}`);
         const run = await train(config, { train: ds, test: ds }, dir);
         const after = await loadCheckpoint<TrainConfig, unknown>(dir);
-        const input = join(tmp, `in-${seed}.json`);
+        const input = join(tmp, `in-${seed}-${name}.json`);
         await writeFile(
           input,
           JSON.stringify({
@@ -196,11 +203,12 @@ describe('adversarial training: the first steps equal PyTorch’s from the same 
             momentum: config.momentum,
             wd: config.weightDecay,
             eps,
-            step: 2 / 255,
-            steps: 10,
+            step: attack.step,
+            steps: attack.steps,
+            project: attack.project ?? true,
           }),
         );
-        const output = join(tmp, `out-${seed}.json`);
+        const output = join(tmp, `out-${seed}-${name}.json`);
         runPython(TORCH, [input, output]);
         const ref = JSON.parse(await readFile(output, 'utf8')) as {
           losses: number[];

@@ -30,6 +30,8 @@ export interface CellSummary {
   final: Stat;
   /** The highest clean-test accuracy over the epochs of each seed's run. */
   best: Stat;
+  /** Adversarial training: accuracy under PGD-20 (the seeds whose cells measured it). */
+  robust: Stat;
   /** Per seed: the epoch (1-based) of its best accuracy. */
   bestEpoch: number[];
   /** Per epoch, over seeds: clean-test and training accuracy. */
@@ -59,6 +61,7 @@ export function summarizeCells(cells: readonly AuditCell[]): CellSummary[] {
       seeds: g.map((c) => c.seed),
       final: meanSd(g.map((c) => c.results.finalTestAccuracy ?? NaN)),
       best: meanSd(best),
+      robust: meanSd(g.flatMap((c) => c.results.finalRobustAccuracy ?? [])),
       bestEpoch: tests.map((t, i) => t.indexOf(best[i]) + 1),
       testCurve: curve(tests),
       trainCurve: curve(g.map((c) => c.results.trainAccuracy)),

@@ -33,8 +33,8 @@ interface Flags extends JobSpec {
   dataset?: DatasetKind;
   backend: BackendName;
   epsilon: number;
-  attackStep: number;
-  attackSteps: number;
+  attackStep?: number;
+  attackSteps?: number;
   results?: string;
   log?: string;
   checkpoint?: string;
@@ -93,15 +93,13 @@ export function trainCommand(): Command {
     )
     .option(
       '--attack-step <x>',
-      'adversarial training: PGD step, as --epsilon (2 = 2/255)',
+      "adversarial training: attack step, as --epsilon (2 = 2/255) (default: the preset's: quick, paper 2/255; fast94 ε, N-FGSM)",
       budget('--attack-step'),
-      PAPER_ATTACK.step,
     )
     .option(
       '--attack-steps <n>',
-      'adversarial training: PGD steps',
+      "adversarial training: attack steps (default: the preset's: quick, paper 10; fast94 1, N-FGSM from a start in [−2ε, 2ε], unprojected)",
       positiveInt('--attack-steps'),
-      PAPER_ATTACK.steps,
     )
     .option(
       '--attack-warmup <epochs>',

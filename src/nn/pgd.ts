@@ -22,6 +22,16 @@ export interface PgdOptions {
   rng: Rng;
   /** Start from a uniform point of the ε-ball (default true) or from x itself. */
   randomStart?: boolean;
+  /**
+   * Radius of the uniform random start (default ε). N-FGSM (de Jorge et al. 2022) starts from
+   * U(−2ε, 2ε).
+   */
+  noise?: number;
+  /**
+   * Keep every iterate inside the ε-ball around x (default true, PGD). false: only inside [0, 1],
+   * as N-FGSM, whose noise and step together may leave the ball.
+   */
+  project?: boolean;
   /** Start from this point instead (inside the ball; not disposed). Overrides randomStart. */
   start?: tf.Tensor4D;
   /**
@@ -56,8 +66,11 @@ export function pgd(
   if (!Number.isInteger(steps) || steps < 0)
     throw new RangeError(`pgd: steps ${steps} must be a non-negative integer`);
 
-  const lower = tf.tidy(() => tf.maximum(tf.sub(x, epsilon), 0));
-  const upper = tf.tidy(() => tf.minimum(tf.add(x, epsilon), 1));
+  const noise = opts.noise ?? epsilon;
+  if (!(noise >= 0)) throw new RangeError(`pgd: noise ${noise} must be ≥ 0`);
+  const project = opts.project ?? true;
+  const lower = tf.tidy(() => (project ? tf.maximum(tf.sub(x, epsilon), 0) : tf.zerosLike(x)));
+  const upper = tf.tidy(() => (project ? tf.minimum(tf.add(x, epsilon), 1) : tf.onesLike(x)));
   const grad = tf.grad((input: tf.Tensor) => lossOf(input as tf.Tensor4D));
   const signedStep = opts.descend === true ? -step : step;
   try {
@@ -65,9 +78,9 @@ export function pgd(
       if (opts.start !== undefined) return tf.minimum(tf.maximum(opts.start, lower), upper);
       if (opts.randomStart === false) return tf.clone(x);
       const size = x.size;
-      const noise = new Float32Array(size);
-      for (let i = 0; i < size; i++) noise[i] = (2 * opts.rng.uniform() - 1) * epsilon;
-      return tf.clipByValue(tf.add(x, tf.tensor(noise, x.shape, 'float32')), 0, 1) as tf.Tensor4D;
+      const delta = new Float32Array(size);
+      for (let i = 0; i < size; i++) delta[i] = (2 * opts.rng.uniform() - 1) * noise;
+      return tf.minimum(tf.maximum(tf.add(x, tf.tensor(delta, x.shape, 'float32')), lower), upper);
     });
     for (let k = 0; k < steps; k++) {
       const next = tf.tidy(() => {

@@ -44,7 +44,10 @@ import {
   saveCheckpoint,
   type Tensorish,
 } from '../nn/checkpoint.js';
+import { pgd } from '../nn/pgd.js';
+import { robustRecord } from './robust.js';
 import {
+  attackAt,
   evaluate,
   type EpochRecord,
   type TrainConfig,
@@ -279,7 +282,6 @@ export async function trainFast94(
   const { train: ds, test } = data;
   if (config.model !== 'airbench94')
     fail(`the fast94 recipe trains airbench94, not ${config.model}`);
-  if (config.adversarial) fail('the fast94 recipe has no adversarial training (yet)');
   if (!(config.epochs > 0)) fail(`epochs must be positive (got ${config.epochs})`);
   if (!Number.isInteger(config.batchSize) || config.batchSize < 1)
     fail(`batch size must be a positive integer (got ${config.batchSize})`);
@@ -409,6 +411,8 @@ export async function trainFast94(
       .filter(([name]) => epoch < FAST94.whitenBiasEpochs || name !== whitenBiasName)
       .map(([, v]) => v);
     const names = new Map([...vars].map(([k, v]) => [v.name, k]));
+    // Adversarial training: the attack's random starts, a function of the seed and the epoch.
+    const attackRng = new Rng(config.seed * 1_000_003 + 900_001 + epoch);
     let loss = 0;
     let correct = 0;
     let seen = 0;
@@ -426,8 +430,32 @@ export async function trainFast94(
       const f = fast94LrFactor(step, total);
       const { value, predicted } = tf.tidy(() => {
         let kept: tf.Tensor | null = null;
+        let input = tf.tensor4d(x, shape);
+        if (config.adversarial) {
+          // The training loss's own gradient, the model in eval mode (as loop.ts); train on the
+          // attacked batch only.
+          const a = attackAt(config.adversarial, step, stepsPerEpoch);
+          input = pgd(
+            (xa) =>
+              smoothedCrossEntropySum(
+                model.apply(xa, { training: false }) as tf.Tensor,
+                labels,
+                classes,
+                FAST94.labelSmoothing,
+              ),
+            input,
+            {
+              epsilon: a.epsilon,
+              step: a.step,
+              steps: a.steps,
+              ...(a.noise !== undefined ? { noise: a.noise } : {}),
+              ...(a.project !== undefined ? { project: a.project } : {}),
+              rng: attackRng,
+            },
+          );
+        }
         const { value, grads } = tf.variableGrads(() => {
-          const logits = model.apply(tf.tensor4d(x, shape), { training: true }) as tf.Tensor;
+          const logits = model.apply(input, { training: true }) as tf.Tensor;
           kept = tf.keep(tf.argMax(logits, -1));
           return smoothedCrossEntropySum(logits, labels, classes, FAST94.labelSmoothing);
         }, stepVars);
@@ -469,6 +497,10 @@ export async function trainFast94(
       const t0 = performance.now();
       record.ttaAccuracy = await evaluateTta(model, test, 500);
       record.ttaSeconds = (performance.now() - t0) / 1000;
+      if (config.adversarial) {
+        const robust = await robustRecord(model, test, config.seed, () => false);
+        Object.assign(record, robust);
+      }
     }
     history.push(record);
     await hooks.onEpoch?.(record);

@@ -22,9 +22,21 @@ import {
   parseCountermeasure,
 } from './countermeasures.js';
 import type { TrainingData } from './data.js';
-import { type EpochRecord, type TrainConfig, type TrainHooks, train } from './loop.js';
+import {
+  type AttackConfig,
+  type EpochRecord,
+  type TrainConfig,
+  type TrainHooks,
+  train,
+} from './loop.js';
 import { trainFast94 } from './fast94.js';
-import { PAPER_ATTACK, PRESET_ATTACK_WARMUP, PRESET_CONFIG, type PresetName } from './presets.js';
+import {
+  PAPER_ATTACK,
+  PRESET_ATTACK_WARMUP,
+  PRESET_CONFIG,
+  presetAttack,
+  type PresetName,
+} from './presets.js';
 import { csvLog, summarize, type TrainResults, writeFileAtomic } from './results.js';
 
 /** Training strategies: an augmentation, optionally with adversarial training ('at', 'at+cutout'…). */
@@ -80,14 +92,7 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
   return {
     model: f.model ?? base.model ?? 'lenet5',
     strategy: strategy.augment,
-    adversarial: strategy.adversarial
-      ? {
-          epsilon: f.epsilon ?? PAPER_ATTACK.epsilon,
-          step: f.attackStep ?? PAPER_ATTACK.step,
-          steps: f.attackSteps ?? PAPER_ATTACK.steps,
-          ...warmup(f.attackWarmup ?? PRESET_ATTACK_WARMUP[f.preset ?? 'quick']),
-        }
-      : null,
+    adversarial: strategy.adversarial ? attackConfig(f) : null,
     epochs: f.epochs ?? base.epochs ?? 15,
     batchSize: f.batchSize ?? base.batchSize ?? 128,
     lr: f.lr ?? base.lr ?? 0.05,
@@ -112,6 +117,21 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
 }
 
 const warmup = (epochs: number) => (epochs > 0 ? { warmupEpochs: epochs } : {});
+
+/** Adversarial training's attack: the flags over the preset's (presetAttack). */
+function attackConfig(f: JobSpec): AttackConfig {
+  const preset = f.preset ?? 'quick';
+  const epsilon = f.epsilon ?? PAPER_ATTACK.epsilon;
+  const { step, steps, noise, project } = presetAttack(preset, epsilon);
+  return {
+    epsilon,
+    step: f.attackStep ?? step,
+    steps: f.attackSteps ?? steps,
+    ...warmup(f.attackWarmup ?? PRESET_ATTACK_WARMUP[preset]),
+    ...(noise !== undefined ? { noise } : {}),
+    ...(project !== undefined ? { project } : {}),
+  };
+}
 
 /**
  * The training data a config trains on: its countermeasure applied to the training images (and a

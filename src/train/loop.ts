@@ -26,6 +26,7 @@ import {
   type Tensorish,
 } from '../nn/checkpoint.js';
 import { Rng, type RngState } from '../nn/rng.js';
+import { robustRecord } from './robust.js';
 
 export interface AttackConfig {
   epsilon: number;
@@ -36,13 +37,22 @@ export interface AttackConfig {
    * epochs, then stays. Absent or 0: the full ε from the first step (the paper's protocol).
    */
   warmupEpochs?: number;
+  /** Radius of the random start (absent: ε, PGD's); N-FGSM: 2ε. */
+  noise?: number;
+  /** false: iterates are not projected onto the ε-ball, only onto [0, 1] (N-FGSM). Absent: true. */
+  project?: boolean;
 }
 
 /** The attack's ε and step at a global step index (ε warm-up, AttackConfig.warmupEpochs). */
 export function attackAt(a: AttackConfig, step: number, stepsPerEpoch: number): AttackConfig {
   const warm = (a.warmupEpochs ?? 0) * stepsPerEpoch;
   const f = warm > 0 ? Math.min(1, (step + 1) / warm) : 1;
-  return { ...a, epsilon: a.epsilon * f, step: a.step * f };
+  return {
+    ...a,
+    epsilon: a.epsilon * f,
+    step: a.step * f,
+    ...(a.noise !== undefined ? { noise: a.noise * f } : {}),
+  };
 }
 
 /** Everything that decides the result; a resumed run must have the same. */
@@ -91,6 +101,14 @@ export interface EpochRecord {
   /** Test accuracy with test-time augmentation, where the recipe has it (fast94: the last epoch). */
   ttaAccuracy?: number;
   ttaSeconds?: number;
+  /**
+   * Adversarially trained runs, the last epoch: accuracy under a PGD-20 attack (ε = 8/255, step
+   * 2/255, random start, eval mode) on the first `robustImages` clean test images: the evidence
+   * that adversarial training worked.
+   */
+  robustAccuracy?: number;
+  robustImages?: number;
+  robustSeconds?: number;
 }
 
 export interface TrainHooks {
@@ -382,6 +400,8 @@ export async function train(
                     epsilon: a.epsilon,
                     step: a.step,
                     steps: a.steps,
+                    ...(a.noise !== undefined ? { noise: a.noise } : {}),
+                    ...(a.project !== undefined ? { project: a.project } : {}),
                     rng,
                   },
                 );
@@ -422,6 +442,16 @@ export async function train(
       await parallel?.close();
       return { config, history, finished: false };
     }
+    // Adversarial training, the last epoch: robust accuracy (PGD-20) as evidence that it worked.
+    const robust =
+      config.adversarial && epoch === config.epochs - 1
+        ? await robustRecord(model, test, config.seed, () => !!hooks.shouldStop?.())
+        : {};
+    if (robust === null) {
+      await save(epoch, stepsPerEpoch, rng);
+      await parallel?.close();
+      return { config, history, finished: false };
+    }
     const record: EpochRecord = {
       epoch: epoch + 1,
       lr: lrAt((epoch + 1) * stepsPerEpoch - 1),
@@ -430,6 +460,7 @@ export async function train(
       testAccuracy,
       seconds: running.seconds,
       imagesPerSecond: running.seen / running.seconds,
+      ...robust,
     };
     history.push(record);
     await hooks.onEpoch?.(record);

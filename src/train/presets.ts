@@ -51,6 +51,22 @@ export const PRESET_CONFIG: Record<PresetName, Partial<TrainConfig>> = {
 export const PAPER_ATTACK = { epsilon: 8 / 255, step: 2 / 255, steps: 10 };
 
 /**
+ * Adversarial training's attack per preset, from ε. quick, paper: the paper's PGD-10 (step
+ * 2/255). fast94: N-FGSM (de Jorge et al., "Make Some Noise: Reliable and Efficient
+ * Single-Step Adversarial Training", NeurIPS 2022): one signed-gradient step of ε from a uniform
+ * start in [−2ε, 2ε], not projected back onto the ε-ball (only onto [0, 1]); the single-step
+ * protocol they show free of catastrophic overfitting at ε = 8/255, at a third of PGD-2's cost
+ * per step and a sixth of PGD-10's, which two cores can afford for a 94 % network.
+ */
+export function presetAttack(
+  preset: PresetName,
+  epsilon: number,
+): { step: number; steps: number; noise?: number; project?: boolean } {
+  if (preset === 'fast94') return { step: epsilon, steps: 1, noise: 2 * epsilon, project: false };
+  return { step: PAPER_ATTACK.step, steps: PAPER_ATTACK.steps };
+}
+
+/**
  * Adversarial training's ε warm-up (epochs over which ε grows from 0) per preset. quick: 5, the
  * length of its one-cycle ramp (30 % of 15 epochs): with the full ε from the first step, LeNet-5
  * collapses to a constant prediction for some seeds (onepixel and PyTorch alike; measured in

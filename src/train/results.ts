@@ -12,6 +12,8 @@ export interface TrainResults {
   data: string;
   testAccuracy: number[];
   finalTestAccuracy: number | null;
+  /** Adversarially trained runs: accuracy under PGD-20 on the first test images (robust.ts). */
+  finalRobustAccuracy?: number;
   trainAccuracy: number[];
   trainLoss: number[];
   imagesPerSecond: number | null;
@@ -47,6 +49,9 @@ export function summarize(
     finalTestAccuracy: history.length
       ? (history[history.length - 1].ttaAccuracy ?? history[history.length - 1].testAccuracy)
       : null,
+    ...(history.at(-1)?.robustAccuracy !== undefined
+      ? { finalRobustAccuracy: history.at(-1)?.robustAccuracy }
+      : {}),
     trainAccuracy: history.map((r) => r.trainAccuracy),
     trainLoss: history.map((r) => r.trainLoss),
     imagesPerSecond: seconds > 0 ? images / seconds : null,

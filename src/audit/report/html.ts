@@ -179,7 +179,11 @@ export function reportHtml(r: ReportInput): string {
           const tds = layout.datasets
             .map((d) => {
               const c = summaryOf(summaries, d, model, s);
-              return `<td>${esc(formatStat(c?.final, seeds.length))}</td><td>${esc(formatStat(c?.best, seeds.length))}${bestEpochs(c)}</td>`;
+              const robust =
+                c && c.robust.n > 0
+                  ? `<br><small>PGD-20 ${esc(formatStat(c.robust, seeds.length))}</small>`
+                  : '';
+              return `<td>${esc(formatStat(c?.final, seeds.length))}${robust}</td><td>${esc(formatStat(c?.best, seeds.length))}${bestEpochs(c)}</td>`;
             })
             .join('');
           return `<tr><th>${esc(s)}</th>${tds}</tr>`;
