@@ -31,8 +31,9 @@ export function tableLegend(seeds: readonly number[]): string {
       ? `Each value is the mean ± the sample standard deviation (n − 1) over ${seeds.length} seeds (${seeds.join(', ')}); (n = k) marks a value over the k of them whose cells are present.`
       : `One seed (${seeds.join(', ')}).`;
   return (
-    'Clean-test accuracy (%). final: after the last epoch, as in the paper’s tables; best: the ' +
-    'highest over the epochs (a curve that rises then falls is the shortcut’s signature). ' +
+    'Clean-test accuracy (%). final: after the last epoch, as in the paper’s tables (with ' +
+    'test-time augmentation where the recipe has it: fast94); best: the highest over the epochs, ' +
+    'without it (a curve that rises then falls is the shortcut’s signature). ' +
     over
   );
 }
