@@ -27,34 +27,15 @@ import { Rng } from '../src/nn/rng.js';
 import { pgd } from '../src/nn/pgd.js';
 import { crossEntropy } from '../src/nn/loss.js';
 import * as tf from '@tensorflow/tfjs-core';
-import { cifarClassNames, cifarDataset, cifarRecords, noNumpy, runPython } from './helpers.js';
+import { cifarClassNames, cifarDataset, cifarRecords, runPython } from './helpers.js';
+import { TORCH_LENET, torchMissing } from './torch-lenet.js';
 
 const N = 128;
 const BATCH = 64;
 
-const TORCH = String.raw`
-import json, sys
-import numpy as np
-import torch, torch.nn as nn, torch.nn.functional as F
-torch.set_num_threads(1)
-torch.set_default_dtype(torch.float64)
-a = json.load(open(sys.argv[1]))
-class LeNet(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.conv1 = nn.Conv2d(3, 6, 5); s.conv2 = nn.Conv2d(6, 16, 5)
-        s.fc1 = nn.Linear(400, 120); s.fc2 = nn.Linear(120, 84); s.fc3 = nn.Linear(84, 10)
-    def forward(s, x):
-        x = F.max_pool2d(F.relu(s.conv1(x)), 2); x = F.max_pool2d(F.relu(s.conv2(x)), 2)
-        x = x.reshape(x.shape[0], -1)
-        return s.fc3(F.relu(s.fc2(F.relu(s.fc1(x)))))
-def to_torch(name, shape, v):
-    k = np.asarray(v, dtype=np.float64).reshape(shape)
-    if name.endswith('kernel') and len(shape) == 4: return k.transpose(3, 2, 0, 1)
-    if name.startswith('fc1') and name.endswith('kernel'):  # NHWC flatten (h, w, c) -> (c, h, w)
-        return k.reshape(5, 5, 16, 120).transpose(3, 2, 0, 1).reshape(120, 400)
-    if name.endswith('kernel'): return k.T
-    return k
+const TORCH =
+  TORCH_LENET +
+  String.raw`
 def to_tf(name, shape, t):
     t = t.detach().numpy()
     if name.endswith('kernel') and len(shape) == 4: return t.transpose(2, 3, 1, 0)
@@ -97,17 +78,6 @@ for b in range(len(a['deltas'])):
 out = {n: to_tf(n, next(w['shape'] for w in a['weights'] if w['name'] == n), p).reshape(-1).tolist() for n, p in params.items()}
 json.dump({'losses': losses, 'weights': out, 'adv1': advs[0]}, open(sys.argv[2], 'w'))
 `;
-
-const torchMissing = (): false | string => {
-  const r = noNumpy();
-  if (r) return r;
-  try {
-    runPython('import torch');
-    return false;
-  } catch {
-    return '/usr/bin/python3 lacks torch';
-  }
-};
 
 describe('adversarial training: the first steps equal PyTorch’s from the same weights', () => {
   let ds: Dataset;
