@@ -444,14 +444,7 @@ export async function trainFast94(
                 FAST94.labelSmoothing,
               ),
             input,
-            {
-              epsilon: a.epsilon,
-              step: a.step,
-              steps: a.steps,
-              ...(a.noise !== undefined ? { noise: a.noise } : {}),
-              ...(a.project !== undefined ? { project: a.project } : {}),
-              rng: attackRng,
-            },
+            { ...a, rng: attackRng },
           );
         }
         const { value, grads } = tf.variableGrads(() => {

@@ -393,17 +393,11 @@ export async function train(
               ]);
               if (config.adversarial) {
                 const a = attackAt(config.adversarial, epoch * stepsPerEpoch + step, stepsPerEpoch);
+                // An AttackConfig is pgd's options (ε, step, steps, noise, project) plus warm-up.
                 x = pgd(
                   (xa) => crossEntropy(model.apply(xa, { training: false }) as tf.Tensor, targets),
                   x,
-                  {
-                    epsilon: a.epsilon,
-                    step: a.step,
-                    steps: a.steps,
-                    ...(a.noise !== undefined ? { noise: a.noise } : {}),
-                    ...(a.project !== undefined ? { project: a.project } : {}),
-                    rng,
-                  },
+                  { ...a, rng },
                 );
               }
               let kept: tf.Tensor | null = null;
@@ -435,19 +429,17 @@ export async function train(
       running.seconds += (performance.now() - t0) / 1000;
       hooks.onStep?.((step + 1) * config.batchSize, stepsPerEpoch * config.batchSize, epoch);
     }
-    const testAccuracy = await evaluateUnless(model, test, 500, () => !!hooks.shouldStop?.());
-    if (testAccuracy === null) {
-      // Stopped while measuring: every step is done; a resume measures again.
-      await save(epoch, stepsPerEpoch, rng);
-      await parallel?.close();
-      return { config, history, finished: false };
-    }
+    const stopped = () => !!hooks.shouldStop?.();
+    const testAccuracy = await evaluateUnless(model, test, 500, stopped);
     // Adversarial training, the last epoch: robust accuracy (PGD-20) as evidence that it worked.
     const robust =
-      config.adversarial && epoch === config.epochs - 1
-        ? await robustRecord(model, test, config.seed, () => !!hooks.shouldStop?.())
-        : {};
-    if (robust === null) {
+      testAccuracy === null
+        ? null
+        : config.adversarial && epoch === config.epochs - 1
+          ? await robustRecord(model, test, config.seed, stopped)
+          : {};
+    if (testAccuracy === null || robust === null) {
+      // Stopped while measuring: every step is done; a resume measures again.
       await save(epoch, stepsPerEpoch, rng);
       await parallel?.close();
       return { config, history, finished: false };

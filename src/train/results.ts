@@ -35,6 +35,7 @@ export function summarize(
     preset: string | null;
   },
 ): TrainResults {
+  const last = history.at(-1);
   const seconds = history.reduce((a, r) => a + r.seconds, 0);
   const images = history.reduce((a, r) => a + r.imagesPerSecond * r.seconds, 0);
   return {
@@ -46,12 +47,8 @@ export function summarize(
     data: extra.data,
     testAccuracy: history.map((r) => r.testAccuracy),
     // With test-time augmentation (fast94), the final accuracy is the augmented one.
-    finalTestAccuracy: history.length
-      ? (history[history.length - 1].ttaAccuracy ?? history[history.length - 1].testAccuracy)
-      : null,
-    ...(history.at(-1)?.robustAccuracy !== undefined
-      ? { finalRobustAccuracy: history.at(-1)?.robustAccuracy }
-      : {}),
+    finalTestAccuracy: last ? (last.ttaAccuracy ?? last.testAccuracy) : null,
+    ...(last?.robustAccuracy !== undefined ? { finalRobustAccuracy: last.robustAccuracy } : {}),
     trainAccuracy: history.map((r) => r.trainAccuracy),
     trainLoss: history.map((r) => r.trainLoss),
     imagesPerSecond: seconds > 0 ? images / seconds : null,
