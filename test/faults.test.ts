@@ -6,11 +6,14 @@
  * second process is refused at once naming the holder, a dead holder's lock is cleared (and what
  * it left half-done cleaned up), a final rename never replaces an output that appeared meanwhile.
  * kill -9 at random points of a protect: the same command afterwards gives the same bytes.
+ * Permission denied (EACCES), on an output folder the user cannot write to and on an input file it
+ * cannot read: one line naming the path, exit 1, nothing written (as root, the CLI runs as nobody).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import {
+  chmod,
   mkdir,
   mkdtemp,
   readdir,
@@ -364,6 +367,96 @@ describe('a full disk: one line, exit 1, nothing left behind', { skip: NO_TMPFS 
       path.join(fs, 'r.json'),
     ]);
     oneLine(r, new RegExp(`${fs}/r`), /EROFS/);
+  });
+});
+
+describe('permission denied (EACCES): one line, exit 1, nothing written', () => {
+  // Root passes every permission check: run the CLI as nobody, the way any other user runs it.
+  const AS_USER =
+    process.getuid?.() === 0
+      ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--']
+      : [];
+  let open: string; // world-readable: the fixture
+  let locked: string; // read and list only (0555)
+  before(async () => {
+    open = await mkdtemp(path.join(tmpdir(), 'onepixel-faults-eacces-'));
+    await chmod(open, 0o755);
+    await npyFixture(path.join(open, 'data'), 'data_batch_1.bin', 100, 10);
+    locked = path.join(open, 'locked');
+    await mkdir(locked);
+    await chmod(locked, 0o555);
+  });
+  after(() => rm(open, { recursive: true, force: true }));
+
+  const cli = (args: string[]) => runCli(args, 300_000, AS_USER);
+  const data = () => ['--dataset', 'npy', '--data-dir', path.join(open, 'data')];
+
+  it('protect (OPS, EM), train and audit into a folder it cannot write', async () => {
+    const runs: Array<[string[], string]> = [
+      [['protect', ...data(), '--out', path.join(locked, 'out')], 'out'],
+      [['protect', ...data(), '--method', 'em', ...EM_ONE, '--out', path.join(locked, 'em')], 'em'],
+      [
+        [
+          'train',
+          '--data',
+          path.join(open, 'data'),
+          '--dataset',
+          'npy',
+          '--results',
+          path.join(locked, 'r.json'),
+        ],
+        'r',
+      ],
+      [
+        [
+          'audit',
+          '--clean',
+          path.join(open, 'data'),
+          '--protected',
+          path.join(open, 'data'),
+          '--epochs',
+          '1',
+          '--out',
+          path.join(locked, 'a'),
+        ],
+        'a',
+      ],
+    ];
+    for (const [args, name] of runs) {
+      const r = await cli(args);
+      oneLine(r, new RegExp(`${locked}/${name}`), /not writable|permission denied/, /EACCES/);
+    }
+    assert.deepEqual(await readdir(locked), []);
+  });
+
+  it('an input file it cannot read', async () => {
+    const copy = path.join(open, 'unreadable');
+    await npyFixture(copy, 'data_batch_1.bin', 100, 10);
+    await chmod(path.join(copy, 'x_train.npy'), 0o000);
+    const writable = path.join(open, 'writable');
+    await mkdir(writable);
+    await chmod(writable, 0o777);
+    const out = path.join(writable, 'out');
+    const r = await cli(['protect', '--dataset', 'npy', '--data-dir', copy, '--out', out]);
+    oneLine(r, /x_train\.npy/, /permission denied|EACCES/);
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(await readdir(writable), []);
+    if (!HAVE_CIFAR) return;
+    // CIFAR-10's binary layout (10 records a file), one batch unreadable.
+    const cifar = path.join(open, 'cifar');
+    await mkdir(cifar);
+    for (const f of [
+      'batches.meta.txt',
+      'test_batch.bin',
+      ...[1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`),
+    ]) {
+      const b = await readFile(path.join(CIFAR_DIR, f));
+      await writeFile(path.join(cifar, f), f.endsWith('.bin') ? b.subarray(0, 10 * 3073) : b);
+    }
+    await chmod(path.join(cifar, 'data_batch_2.bin'), 0o000);
+    const r2 = await cli(['protect', '--dataset', 'cifar10', '--data-dir', cifar, '--out', out]);
+    oneLine(r2, /data_batch_2\.bin/, /permission denied/, /EACCES/);
+    assert.deepEqual(await readdir(writable), []);
   });
 });
 

@@ -250,10 +250,18 @@ export function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs the CLI to completion; kills it (and fails) after `timeoutMs`. */
-export function runCli(args: string[], timeoutMs = 300_000): Promise<CliResult> {
+/**
+ * Runs the CLI to completion; kills it (and fails) after `timeoutMs`. `wrapper` runs it through
+ * another command (e.g. setpriv, to run it as another user).
+ */
+export function runCli(
+  args: string[],
+  timeoutMs = 300_000,
+  wrapper: string[] = [],
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv() });
+    const line = [...wrapper, process.execPath, CLI, ...args];
+    const child = spawn(line[0], line.slice(1), { env: childEnv() });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { fail } from '../errors.js';
+import { fail, reasonOf } from '../errors.js';
 import type { SourceFile } from './dataset.js';
 
 export const SIDE = 32;
@@ -114,8 +114,8 @@ async function decodeFile(
   buf: Buffer,
 ): Promise<SourceFile> {
   const recordBytes = layout.labelBytes + PIXELS;
-  const fh = await open(job.path, 'r').catch(() =>
-    fail(`${job.path}: cannot be opened (${job.what})`),
+  const fh = await open(job.path, 'r').catch((e: NodeJS.ErrnoException) =>
+    fail(`${job.path}: cannot be opened (${job.what}): ${reasonOf(e.code)} (${e.code})`),
   );
   const hash = createHash('sha256');
   try {

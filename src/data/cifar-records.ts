@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
-import { fail, withPath } from '../errors.js';
+import { fail, withPath, reasonOf } from '../errors.js';
 import { throwIfAborting } from '../output.js';
 import type { SourceFile } from './dataset.js';
 import { type CifarFolder, fileSize, recordCount } from './cifar.js';
@@ -49,8 +49,8 @@ async function eachChunk(
   buffer: () => Promise<Uint8Array> | Uint8Array,
   use: (chunk: Uint8Array, first: number) => Promise<void> | void,
 ): Promise<void> {
-  const fh: FileHandle = await open(file.path, 'r').catch(() =>
-    fail(`${file.path}: cannot be opened (${file.what})`),
+  const fh: FileHandle = await open(file.path, 'r').catch((e: NodeJS.ErrnoException) =>
+    fail(`${file.path}: cannot be opened (${file.what}): ${reasonOf(e.code)} (${e.code})`),
   );
   try {
     for (let first = 0; first < file.count; first += CHUNK_RECORDS) {
