@@ -51,16 +51,22 @@ export async function writeAuditOutputs(
     ) + '\n',
   );
   await writeFileAtomic(join(out, 'table.md'), table);
-  const clean = await openTrainingData(index.clean);
+  // The sample pictures need the datasets; an audit whose folders were moved or removed since
+  // (an archived one) still gets its report, without them, saying so.
+  const gone: string[] = [];
   const samples: Array<{ name: string; html: string }> = [];
-  for (const d of datasets.slice(1)) {
-    if (!(await exists(join(d.dir, MANIFEST)))) continue;
-    const prot = await openTrainingData(d.dir);
-    samples.push({
-      name: d.name,
-      html: await samplesHtml(clean.train, prot.train, await readManifest(d.dir)),
-    });
-  }
+  if (await exists(index.clean)) {
+    const clean = await openTrainingData(index.clean);
+    for (const d of datasets.slice(1)) {
+      if (!(await exists(d.dir))) gone.push(d.dir);
+      if (!(await exists(join(d.dir, MANIFEST)))) continue;
+      const prot = await openTrainingData(d.dir);
+      samples.push({
+        name: d.name,
+        html: await samplesHtml(clean.train, prot.train, await readManifest(d.dir)),
+      });
+    }
+  } else gone.push(index.clean);
   const html = reportHtml({
     title: 'onepixel audit',
     cells,
@@ -80,6 +86,9 @@ export async function writeAuditOutputs(
         : `Incomplete: ${missing.length} of ${index.cells.length} cells missing (${missing
             .map((c) => c.key)
             .join(', ')}); run the same command (or the missing shards) again to resume.`,
+      ...(gone.length > 0
+        ? [`No sample pictures: ${gone.join(', ')} not found (moved or removed since the audit).`]
+        : []),
     ],
   });
   await writeFileAtomic(join(out, 'report.html'), html);
