@@ -38,6 +38,15 @@ optimiser and BatchNorm statistics stay float32), channels_last in both precisio
 per epoch on stderr and writes a JSON file (--out) with per-epoch records and the final accuracies;
 train seconds exclude the per-epoch evaluation (as the published timing does), TTA seconds are
 counted separately.
+
+--attack nfgsm trains adversarially as onepixel's fast94 does (`--strategy at`): N-FGSM (de Jorge
+et al. 2022, "Make some noise"), L-inf eps = --epsilon/255: each batch starts from the images plus
+noise U(-2 eps, 2 eps), clipped to [0, 1], takes one step of eps along the sign of the input
+gradient of the training loss (label-smoothed cross-entropy, summed; the network in eval mode),
+clipped to [0, 1] but not projected onto the eps-ball, and the network trains on that batch only.
+Such a run ends with PGD-20 robust accuracy (eps, step 2/255, a uniform random start, eval mode,
+cross-entropy on the true labels) on the first 1,000 test images, as onepixel's. The random starts
+come from torch's generator, not onepixel's.
 """
 
 import argparse
@@ -220,6 +229,56 @@ def epoch_view(xpad, shifts, epoch, pad):
     return xe.flip(-1) if epoch % 2 == 1 else xe
 
 
+MEAN_T = torch.tensor(MEAN).view(1, 3, 1, 1)
+STD_T = torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def nfgsm(net, xb, yb, eps, ctx, delta=None):
+    """N-FGSM of a normalised batch: the attacked batch, normalised. `delta` (in [0, 1] units, NCHW)
+    is the random start; drawn from U(-2 eps, 2 eps) when None."""
+    m, s = MEAN_T.to(xb.dtype), STD_T.to(xb.dtype)
+    x01 = xb * s + m
+    if delta is None:
+        delta = torch.empty_like(x01).uniform_(-2 * eps, 2 * eps)
+    adv = (x01 + delta.to(xb.dtype)).clamp(0, 1).requires_grad_()
+    was_training = net.training
+    net.eval()
+    with ctx():
+        out = net(((adv - m) / s).contiguous(memory_format=torch.channels_last))
+    loss = F.cross_entropy(
+        out.float() if out.dtype == torch.bfloat16 else out,
+        yb,
+        label_smoothing=HYP["label_smoothing"],
+        reduction="sum",
+    )
+    (g,) = torch.autograd.grad(loss, adv)
+    net.train(was_training)
+    adv = (adv.detach() + eps * torch.sign(g)).clamp(0, 1)
+    return (adv - m) / s
+
+
+def robust_accuracy(net, x_u8, y, ctx, eps=8 / 255, step=2 / 255, steps=20, batch=250):
+    """PGD-20 on uint8 NCHW test images: the fraction still classified correctly."""
+    net.eval()
+    correct = 0
+    m, s = MEAN_T, STD_T
+    for b in range(0, len(x_u8), batch):
+        x = x_u8[b : b + batch].float() / 255
+        yb = y[b : b + batch]
+        lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
+        adv = torch.max(torch.min(x + torch.empty_like(x).uniform_(-eps, eps), hi), lo)
+        for _ in range(steps):
+            adv.requires_grad_()
+            with ctx():
+                out = net(((adv - m) / s).contiguous(memory_format=torch.channels_last))
+            (g,) = torch.autograd.grad(F.cross_entropy(out.float(), yb), adv)
+            adv = torch.max(torch.min(adv.detach() + step * torch.sign(g), hi), lo)
+        with torch.no_grad(), ctx():
+            out = net(((adv - m) / s).contiguous(memory_format=torch.channels_last))
+        correct += (out.float().argmax(1) == yb).sum().item()
+    return correct / len(x_u8)
+
+
 def evaluate(net, x, y, tta, ctx, batch=1000):
     net.eval()
     correct = 0
@@ -243,6 +302,9 @@ def main():
     ap.add_argument("--batch", type=int, default=HYP["batch"])
     ap.add_argument("--limit-train", type=int, default=0)
     ap.add_argument("--limit-test", type=int, default=0)
+    ap.add_argument("--attack", choices=["none", "nfgsm"], default="none")
+    ap.add_argument("--epsilon", type=float, default=8, help="attack radius, in 1/255")
+    ap.add_argument("--robust-images", type=int, default=1000)
     ap.add_argument("--no-epoch-eval", action="store_true", help="skip the per-epoch test")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -286,6 +348,10 @@ def main():
             idx = order[i * a.batch : (i + 1) * a.batch]
             xb = xe[idx].contiguous(memory_format=torch.channels_last)
             yb = ytr[idx]
+            if a.attack == "nfgsm":
+                xb = nfgsm(net, xb, yb, a.epsilon / 255, ctx).contiguous(
+                    memory_format=torch.channels_last
+                )
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * lr_factor(step, total)
             with ctx():
@@ -325,6 +391,15 @@ def main():
     tta = evaluate(net, xte, yte, True, ctx)
     tta_seconds = time.perf_counter() - t0
     plain = evaluate(net, xte, yte, False, ctx)
+    robust = {}
+    if a.attack != "none":
+        t0 = time.perf_counter()
+        k = min(a.robust_images, len(xte_u8))
+        robust = {
+            "robustAccuracy": robust_accuracy(net, xte_u8[:k], yte[:k], ctx),
+            "robustImages": k,
+            "robustSeconds": time.perf_counter() - t0,
+        }
     out = {
         "peer": "bench/peer_airbench_torch.py",
         "torch": torch.__version__,
@@ -339,6 +414,7 @@ def main():
         "trainImages": len(xtr),
         "testImages": len(xte),
         "hyp": hyp,
+        "attack": {"name": a.attack, "epsilon": a.epsilon / 255} if a.attack != "none" else None,
         "steps": step,
         "history": history,
         "testAccuracy": plain,
@@ -346,12 +422,14 @@ def main():
         "trainSeconds": train_seconds,
         "ttaSeconds": tta_seconds,
         "totalSeconds": train_seconds + tta_seconds,
+        **robust,
     }
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(out, f, indent=1)
     os.replace(tmp, a.out)
-    print(json.dumps({k: out[k] for k in ("ttaAccuracy", "testAccuracy", "totalSeconds")}))
+    keys = ("ttaAccuracy", "testAccuracy", "robustAccuracy", "totalSeconds")
+    print(json.dumps({k: out[k] for k in keys if k in out}))
 
 
 class _Null:

@@ -14,6 +14,11 @@ update), tta.f32 / plain.f32 (the final model's logits on the test images), gelu
 gelu_grad.f32 (GELU and the gradient of sum(gelu(x)·(1 + x)) in float64). The run is done in float32
 and again in float64 (files with 64 before the extension): the float32 run's distance from the
 float64 one says how far float32 rounding alone carries a run.
+
+With manifest.at ({epochs, epsilon}) and at_delta.f32 (onepixel's N-FGSM random starts, one batch
+of NHWC noise per step), the same run again for `epochs` (a fraction: a few steps), training on
+peer.nfgsm's attacked batches from those starts: losses_at / final_at / adv0_at (the first attacked
+batch, NHWC in [0, 1]), and the float64 twins.
 """
 import importlib.util
 import json
@@ -55,7 +60,6 @@ def to_tfjs(a):
 
 def main(d):
     m = json.load(open(os.path.join(d, "manifest.json")))
-    torch.set_num_threads(1)
     n, tn, batch = m["n"], m["testN"], m["batch"]
     rd = lambda f, t: np.fromfile(os.path.join(d, f), dtype=t)
     xtr = torch.from_numpy(rd("train.u8", np.uint8).reshape(n, 32, 32, 3).transpose(0, 3, 1, 2).copy())
@@ -64,7 +68,11 @@ def main(d):
     xtr0, xte0 = peer.normalise(xtr), peer.normalise(xte)
     out = lambda f, a: np.ascontiguousarray(a, dtype="<f4").tofile(os.path.join(d, f))
 
-    def run(dtype, sfx):
+    def run(dtype, sfx, epochs=m["epochs"], attack=None):
+        # float32 on one thread, as the tolerances were measured (the float32 run's distance from
+        # float64 depends on the summation order); float64, the slow reference, on two (the suite
+        # runs one test at a time).
+        torch.set_num_threads(1 if dtype == torch.float32 else 2)
         net = peer.Net().to(dtype)
         xtr, xte = xtr0.to(dtype), xte0.to(dtype)
         sd = net.state_dict()
@@ -84,7 +92,7 @@ def main(d):
         out(f"whiten{sfx}.f32", to_tfjs(net.whiten.weight.detach().numpy()))
 
         steps_per_epoch = n // batch
-        total = math.ceil(steps_per_epoch * m["epochs"])
+        total = math.ceil(steps_per_epoch * epochs)
         opt, base = peer.make_optimiser(net, batch)
         la = peer.Lookahead(net)
         flip = torch.from_numpy(rd("flip.u8", np.uint8).astype(bool))
@@ -114,9 +122,16 @@ def main(d):
                     views.append(xe[idx].permute(0, 2, 3, 1).numpy())
                 for g, b in zip(opt.param_groups, base):
                     g["lr"] = b * peer.lr_factor(step, total)
+                xb = xe[idx]
+                if attack is not None:
+                    delta = torch.from_numpy(attack[step].reshape(batch, 32, 32, 3).transpose(0, 3, 1, 2).copy())
+                    xb = peer.nfgsm(net, xb, ytr[idx], m["at"]["epsilon"], peer._Null, delta=delta)
+                    if step == 0:  # the first attacked batch, NHWC in [0, 1]
+                        adv01 = xb * peer.STD_T.to(dtype) + peer.MEAN_T.to(dtype)
+                        out(f"adv0{sfx}.f32", adv01.permute(0, 2, 3, 1).detach().numpy())
                 before = {k: v.clone() for k, v in net.state_dict().items() if "running_var" in k}
                 loss = F.cross_entropy(
-                    net(xe[idx]), ytr[idx], label_smoothing=peer.HYP["label_smoothing"], reduction="none"
+                    net(xb), ytr[idx], label_smoothing=peer.HYP["label_smoothing"], reduction="none"
                 ).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -147,6 +162,10 @@ def main(d):
 
     run(torch.float32, "")
     run(torch.float64, "64")
+    if "at" in m:
+        starts = rd("at_delta.f32", "<f4").reshape(-1, batch * 32 * 32 * 3)
+        run(torch.float32, "_at", m["at"]["epochs"], starts)
+        run(torch.float64, "64_at", m["at"]["epochs"], starts)
     g = torch.from_numpy(rd("gelu.f32", "<f4").astype(np.float64)).requires_grad_()
     y = F.gelu(g)
     (y * (1 + g.detach())).sum().backward()

@@ -44,7 +44,7 @@ import {
   saveCheckpoint,
   type Tensorish,
 } from '../nn/checkpoint.js';
-import { pgd } from '../nn/pgd.js';
+import { pgd, type PgdOptions } from '../nn/pgd.js';
 import { robustRecord } from './robust.js';
 import {
   attackAt,
@@ -69,6 +69,46 @@ export const FAST94 = {
   whitenImages: 5000,
   lookaheadEvery: 5,
 } as const;
+
+/** Adversarial training's random starts in an epoch: a function of the seed and the epoch. */
+export function fast94AttackRng(seed: number, epoch: number): Rng {
+  return new Rng(seed * 1_000_003 + 900_001 + epoch);
+}
+
+/** Sets airbench94's whitening filters from the first training images (the recipe's 5,000). */
+export function setWhitening(model: LayersModel, ds: Dataset): void {
+  const nWhite = Math.min(FAST94.whitenImages, ds.labels.length);
+  const white = whiteningKernel(ds.images, nWhite, ds.height, ds.width, ds.channels);
+  const whitenKernel = model.weights.find((w) => w.originalName === 'whiten/kernel');
+  if (!whitenKernel) fail('airbench94 has no whiten/kernel');
+  const t = tf.tensor(white.values, white.shape);
+  whitenKernel.write(t);
+  t.dispose();
+}
+
+/**
+ * The attacked batch adversarial training trains on (a new tensor): the attack of `a` (N-FGSM for
+ * the preset) on the training loss itself, the model in eval mode (as loop.ts).
+ */
+export function fast94Attack(
+  model: LayersModel,
+  x: tf.Tensor4D,
+  labels: number[],
+  classes: number,
+  a: PgdOptions,
+): tf.Tensor4D {
+  return pgd(
+    (xa) =>
+      smoothedCrossEntropySum(
+        model.apply(xa, { training: false }) as tf.Tensor,
+        labels,
+        classes,
+        FAST94.labelSmoothing,
+      ),
+    x,
+    a,
+  );
+}
 
 /** The lr factor at a step of `total` (warm-up 0.2 → 1 over 23 %, then down to 0.07). */
 export function fast94LrFactor(step: number, total: number): number {
@@ -305,12 +345,7 @@ export async function trainFast94(
     pick((n) => !isShift(n)),
     { momentum: config.momentum, weightDecay: wd / lr, nesterov: true },
   );
-  // The whitening filters from the first training images (the recipe's 5,000).
-  const nWhite = Math.min(FAST94.whitenImages, ds.labels.length);
-  const white = whiteningKernel(ds.images, nWhite, ds.height, ds.width, ds.channels);
-  const whitenKernel = model.weights.find((w) => w.originalName === 'whiten/kernel');
-  if (!whitenKernel) fail('airbench94 has no whiten/kernel');
-  whitenKernel.write(tf.tensor(white.values, white.shape));
+  setWhitening(model, ds);
   const ema = model.weights.map((w) => tf.variable(w.read().clone(), false));
 
   const n = ds.labels.length;
@@ -411,8 +446,7 @@ export async function trainFast94(
       .filter(([name]) => epoch < FAST94.whitenBiasEpochs || name !== whitenBiasName)
       .map(([, v]) => v);
     const names = new Map([...vars].map(([k, v]) => [v.name, k]));
-    // Adversarial training: the attack's random starts, a function of the seed and the epoch.
-    const attackRng = new Rng(config.seed * 1_000_003 + 900_001 + epoch);
+    const attackRng = fast94AttackRng(config.seed, epoch);
     let loss = 0;
     let correct = 0;
     let seen = 0;
@@ -432,20 +466,8 @@ export async function trainFast94(
         let kept: tf.Tensor | null = null;
         let input = tf.tensor4d(x, shape);
         if (config.adversarial) {
-          // The training loss's own gradient, the model in eval mode (as loop.ts); train on the
-          // attacked batch only.
           const a = attackAt(config.adversarial, step, stepsPerEpoch);
-          input = pgd(
-            (xa) =>
-              smoothedCrossEntropySum(
-                model.apply(xa, { training: false }) as tf.Tensor,
-                labels,
-                classes,
-                FAST94.labelSmoothing,
-              ),
-            input,
-            { ...a, rng: attackRng },
-          );
+          input = fast94Attack(model, input, labels, classes, { ...a, rng: attackRng });
         }
         const { value, grads } = tf.variableGrads(() => {
           const logits = model.apply(input, { training: true }) as tf.Tensor;
