@@ -34,6 +34,7 @@ bf16, GFLOP/s.
 """
 
 import argparse
+import importlib.util
 import json
 import platform
 import os
@@ -146,6 +147,17 @@ def build(name, classes):
         return SmallCNN(classes)
     if name == "resnet18":
         return ResNet(BasicBlock, [2, 2, 2, 2], classes)
+    if name == "airbench94":
+        # The fast94 recipe's network, from its own peer (whitening weights frozen, BatchNorm scales
+        # frozen; random whitening filters here: a step's cost does not depend on them).
+        here = os.path.dirname(os.path.abspath(__file__))
+        spec = importlib.util.spec_from_file_location(
+            "peer_airbench_torch", os.path.join(here, "peer_airbench_torch.py")
+        )
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert classes == 10, "airbench94's peer has 10 classes"
+        return mod.Net()
     raise SystemExit(f"unknown model {name!r}")
 
 

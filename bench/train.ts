@@ -10,6 +10,8 @@
  *   npm run bench:bf16       the bf16 rows (issue 22) for a quiet window: LeNet-5, the small CNN,
  *                            ResNet-18 (train, and PGD input gradient), native fp32 and bf16 beside
  *                            all three PyTorch configurations, raw JSONL to results/bf16-speed/
+ *   npm run bench:fast94     the 94 % network's step (train-airbench94, inputgrad-airbench94; batch
+ *                            1024, native only) beside the same PyTorch configurations
  *
  * --only NAME,…      run only these measurements (names as in the table, e.g. train-smallcnn)
  * --backends B,…     onepixel engines to measure: native, native-bf16 (--precision bf16), wasm,
@@ -38,7 +40,8 @@
  *
  * Steps per measurement (warm-up + timed; `--quick` halves the timed ones): LeNet-5 10 + 50 (its
  * step is 10–30 ms, so a handful of steps measured mostly the machine's noise), the small CNN and
- * ResNet-18 1 + 3 (wasm's ResNet-18 1 + 2).
+ * ResNet-18 1 + 3 (wasm's ResNet-18 1 + 2), airbench94 (the fast94 network, batch 1024, on native
+ * only; every weight trained here, the whitening filters too, where the recipe freezes them) 1 + 3.
  *
  * Before the rows, the peer script measures the machine's limit, a 2048² matrix product in fp32 and
  * bf16 (PyTorch, same threads), and names the BLAS library PyTorch mapped; every row's line repeats
@@ -96,7 +99,7 @@ interface Spec {
   /** FLOPs of one image's step (a multiply-add is 2): forward, ×3 for a training step. */
   flopsPerImage?: number;
   backend: Backend;
-  model: 'lenet5' | 'smallcnn' | 'resnet18';
+  model: 'lenet5' | 'smallcnn' | 'resnet18' | 'airbench94';
   mode: Mode;
   batch: number;
   warmup: number;
@@ -207,7 +210,9 @@ function forwardMacs(model: LayersModel): number {
   for (const layer of model.layers) {
     const cls = layer.getClassName();
     const out = layer.outputShape as number[];
-    const kernel = layer.getWeights()[0];
+    // The kernel, wherever it sits among the layer's weights (airbench94's whitening layer lists
+    // its bias first).
+    const kernel = layer.getWeights().find((w) => w.rank === (cls === 'Conv2D' ? 4 : 2));
     if (kernel === undefined) continue;
     const k = kernel.shape as number[];
     if (cls === 'Conv2D') macs += out[1] * out[2] * k[0] * k[1] * k[2] * k[3];
@@ -400,10 +405,14 @@ function specs(
     { model: 'lenet5', batch: 128, warmup: 10, steps: q(50) },
     { model: 'smallcnn', batch: 128, warmup: 1, steps: q(3) },
     { model: 'resnet18', batch: resnetBatch, warmup: 1, steps: q(3) },
+    // The 94 % network at the fast94 recipe's batch (native only: wasm would take minutes a step).
+    { model: 'airbench94', batch: 1024, warmup: 1, steps: q(3) },
   ] as const;
   const on = (b: Backend, m: (typeof models)[number]) => {
     if (!backends.includes(b)) return null;
-    if (b === 'native' || b === 'native-bf16' || m.model !== 'resnet18') return m;
+    if (b === 'native' || b === 'native-bf16') return m;
+    if (m.model === 'airbench94') return null;
+    if (m.model !== 'resnet18') return m;
     if (wasmResnetBatch === 0) return null;
     return { ...m, batch: wasmResnetBatch, steps: q(2) };
   };
