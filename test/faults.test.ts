@@ -392,35 +392,13 @@ describe('permission denied (EACCES): one line, exit 1, nothing written', () => 
   const data = () => ['--dataset', 'npy', '--data-dir', path.join(open, 'data')];
 
   it('protect (OPS, EM), train and audit into a folder it cannot write', async () => {
+    const d = path.join(open, 'data');
+    const to = (f: string) => ['--out', path.join(locked, f)];
     const runs: Array<[string[], string]> = [
-      [['protect', ...data(), '--out', path.join(locked, 'out')], 'out'],
-      [['protect', ...data(), '--method', 'em', ...EM_ONE, '--out', path.join(locked, 'em')], 'em'],
-      [
-        [
-          'train',
-          '--data',
-          path.join(open, 'data'),
-          '--dataset',
-          'npy',
-          '--results',
-          path.join(locked, 'r.json'),
-        ],
-        'r',
-      ],
-      [
-        [
-          'audit',
-          '--clean',
-          path.join(open, 'data'),
-          '--protected',
-          path.join(open, 'data'),
-          '--epochs',
-          '1',
-          '--out',
-          path.join(locked, 'a'),
-        ],
-        'a',
-      ],
+      [['protect', ...data(), ...to('out')], 'out'],
+      [['protect', ...data(), '--method', 'em', ...EM_ONE, ...to('em')], 'em'],
+      [['train', '--data', d, '--dataset', 'npy', '--results', path.join(locked, 'r.json')], 'r'],
+      [['audit', '--clean', d, '--protected', d, '--epochs', '1', ...to('a')], 'a'],
     ];
     for (const [args, name] of runs) {
       const r = await cli(args);
