@@ -182,6 +182,83 @@ describe('pgd', () => {
     const lossOf = (t: tf.Tensor4D) => tf.sum(t) as tf.Scalar;
     assert.throws(() => pgd(lossOf, x, { epsilon: -1, rng: new Rng(0) }), /epsilon/);
     assert.throws(() => pgd(lossOf, x, { steps: 1.5, rng: new Rng(0) }), /steps/);
+    assert.throws(() => pgd(lossOf, x, { steps: -1, rng: new Rng(0) }), /pgd: steps -1 must be/);
+    assert.throws(() => pgd(lossOf, x, { step: -1, rng: new Rng(0) }), /pgd: step -1 must be ≥ 0/);
+    assert.throws(() => pgd(lossOf, x, { step: NaN, rng: new Rng(0) }), /pgd: step NaN/);
+    assert.throws(
+      () => pgd(lossOf, x, { noise: -1, rng: new Rng(0) }),
+      /pgd: noise -1 must be ≥ 0/,
+    );
+    assert.throws(() => pgd(lossOf, x, { epsilon: NaN, rng: new Rng(0) }), /pgd: epsilon NaN/);
+    x.dispose();
+  });
+
+  it('accepts 0 for ε, step and noise: the attack then leaves x where it is', () => {
+    // loss = Σ x: its gradient is 1 everywhere, so any non-zero step would move every pixel.
+    const lossOf = (t: tf.Tensor4D) => tf.sum(t) as tf.Scalar;
+    const x = tf.tensor4d([0.25, 0.5, 0.75, 1], [1, 2, 2, 1]);
+    for (const o of [{ epsilon: 0 }, { step: 0, randomStart: false }, { noise: 0, steps: 0 }]) {
+      const adv = pgd(lossOf, x, { ...o, rng: new Rng(1) });
+      assert.deepEqual(Array.from(adv.dataSync()), [0.25, 0.5, 0.75, 1], JSON.stringify(o));
+      adv.dispose();
+    }
+    x.dispose();
+  });
+
+  it('descend steps against the gradient (error-minimizing noise); the default ascends', () => {
+    // loss = Σ x (gradient +1): by hand, one step of 2/255 from x moves every pixel up, or down
+    // with descend, inside [x − ε, x + ε] ∩ [0, 1].
+    const lossOf = (t: tf.Tensor4D) => tf.sum(t) as tf.Scalar;
+    const v = [0, 0.25, 0.5, 1];
+    const x = tf.tensor4d(v, [1, 2, 2, 1]);
+    const s = 2 / 255;
+    const run = (descend?: boolean) => {
+      const adv = pgd(lossOf, x, {
+        steps: 1,
+        step: s,
+        rng: new Rng(0),
+        randomStart: false,
+        descend,
+      });
+      const out = Array.from(adv.dataSync());
+      adv.dispose();
+      return out;
+    };
+    const up = v.map((a) => Math.fround(Math.min(1, a + s)));
+    const down = v.map((a) => Math.fround(Math.max(0, a - s)));
+    for (const [got, want] of [
+      [run(), up],
+      [run(false), up],
+      [run(true), down],
+    ])
+      got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) < 1e-7, `${g} vs ${want[i]}`));
+    x.dispose();
+  });
+
+  it('starts from `start` (clipped into the ball) when given, not from a random point', () => {
+    const lossOf = (t: tf.Tensor4D) => tf.sum(t) as tf.Scalar;
+    const x = tf.tensor4d([0.5, 0.5, 0.5, 0.5], [1, 2, 2, 1]);
+    const eps = 8 / 255;
+    // inside, above the ball, below it, and at x
+    const start = tf.tensor4d([0.5 + eps / 2, 0.9, 0.1, 0.5], [1, 2, 2, 1]);
+    const adv = pgd(lossOf, x, { epsilon: eps, steps: 0, rng: new Rng(0), start });
+    const want = [0.5 + eps / 2, 0.5 + eps, 0.5 - eps, 0.5].map(Math.fround);
+    Array.from(adv.dataSync()).forEach((g, i) =>
+      assert.ok(Math.abs(g - want[i]) < 1e-7, `[${i}] ${g} vs ${want[i]}`),
+    );
+    tf.dispose([adv, x, start]);
+  });
+
+  it('a random start draws exactly one uniform per element (the generator continues from there)', () => {
+    // N-FGSM's starts are replayed from the generator in the PyTorch comparison: one extra draw
+    // would shift every later batch's start.
+    const lossOf = (t: tf.Tensor4D) => tf.sum(t) as tf.Scalar;
+    const x = tf.fill([2, 3, 3, 2], 0.5) as tf.Tensor4D;
+    const rng = new Rng(9);
+    pgd(lossOf, x, { steps: 0, rng }).dispose();
+    const again = new Rng(9);
+    for (let i = 0; i < x.size; i++) again.uniform();
+    assert.equal(rng.uniform(), again.uniform());
     x.dispose();
   });
 
