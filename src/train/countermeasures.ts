@@ -21,7 +21,9 @@
  * - `rrc:S[:min-scale][:interp]`: torchvision's `RandomResizedCrop(S, scale=(min-scale, 1),
  *   ratio=(3/4, 4/3))`, min-scale default 0.08, interp default bilinear: one crop per image, drawn
  *   once from the project's Rng seeded 0 (trainers draw a new crop every epoch; this is the fixed
- *   draw), then resized to S×S.
+ *   draw), then resized to S×S. `rrc:S[:min-scale][:interp]:epoch` is the trainer's real pipeline:
+ *   a new crop of every image at every epoch ({@link epochCrops}, run by the training loop; the
+ *   training set is kept at its own size until then).
  *
  * The resizing countermeasures change the image size, so the test split goes through the trainer's
  * evaluation transform too ({@link evalTransform}): `resize:S` and `center-crop:S` the same, `rrc:S`
@@ -64,7 +66,7 @@ export type Countermeasure =
   | { kind: 'orthogonal-projection' }
   | { kind: 'resize'; size: number; interp: Interpolation; antialias: boolean }
   | { kind: 'center-crop'; size: number }
-  | { kind: 'rrc'; size: number; minScale: number; interp: Interpolation };
+  | { kind: 'rrc'; size: number; minScale: number; interp: Interpolation; epoch: boolean };
 
 export const COUNTERMEASURES = [
   'none',
@@ -77,7 +79,7 @@ export const COUNTERMEASURES = [
   'orthogonal-projection',
   'resize:S[:interp][:noaa]',
   'center-crop:S',
-  'rrc:S[:min-scale][:interp]',
+  'rrc:S[:min-scale][:interp][:epoch]',
 ] as const;
 
 /**
@@ -159,18 +161,20 @@ export function parseCountermeasure(text: string, flag = '--countermeasure'): Co
       nargs(1, 1);
       return { kind: 'center-crop', size: intIn(args[0], 1, 4096, 'center-crop size', flag) };
     case 'rrc': {
-      nargs(1, 3);
+      nargs(1, 4);
       const size = intIn(args[0], 1, 4096, 'rrc size', flag);
       let minScale = 0.08;
       let interp: Interpolation = 'bilinear';
-      for (const a of args.slice(1)) {
+      const rest = args.slice(1);
+      const epoch = rest.includes('epoch');
+      for (const a of rest.filter((a) => a !== 'epoch')) {
         if (/^\d*\.?\d+$/.test(a)) {
           minScale = Number(a);
           if (!(minScale > 0 && minScale <= 1))
             fail(`${flag}: rrc min-scale must be a number in (0, 1] (got '${a}')`);
         } else interp = interpolation(a, flag);
       }
-      return { kind: 'rrc', size, minScale, interp };
+      return { kind: 'rrc', size, minScale, interp, epoch };
     }
   }
   return fail(`unknown countermeasure '${text}' (${flag}); valid: ${COUNTERMEASURES.join(', ')}`);
@@ -203,7 +207,8 @@ export function countermeasureName(c: Countermeasure): string {
     case 'rrc':
       return (
         `rrc:${c.size}${c.minScale === 0.08 ? '' : `:${c.minScale}`}` +
-        (c.interp === 'bilinear' ? '' : `:${c.interp}`)
+        (c.interp === 'bilinear' ? '' : `:${c.interp}`) +
+        (c.epoch ? ':epoch' : '')
       );
     default:
       return c.kind;
@@ -222,22 +227,67 @@ function reshapeOf(c: Countermeasure): Reshape | null {
         : (s, g) => resizeTensor(s, g, c.size, c.size, c.interp as 'bilinear' | 'bicubic');
     case 'center-crop':
       return (s, g) => centerCrop(s, g, c.size);
-    case 'rrc': {
-      const rng = new Rng(0);
-      return (s, g) => {
-        const b = randomResizedCropParams(g.height, g.width, [c.minScale, 1], [3 / 4, 4 / 3], rng);
-        return resizePil(
-          crop(s, g, b),
-          { ...g, height: b.height, width: b.width },
-          c.size,
-          c.size,
-          c.interp,
-        );
-      };
-    }
+    case 'rrc':
+      // one draw for the whole run; the per-epoch crops are the training loop's (epochCrops)
+      return c.epoch ? null : rrcOf(c, new Rng(0));
     default:
       return null;
   }
+}
+
+/** RandomResizedCrop to S×S, its boxes drawn from `rng` in image order. */
+function rrcOf(c: Extract<Countermeasure, { kind: 'rrc' }>, rng: Rng): Reshape {
+  return (s, g) => {
+    const b = randomResizedCropParams(g.height, g.width, [c.minScale, 1], [3 / 4, 4 / 3], rng);
+    return resizePil(
+      crop(s, g, b),
+      { ...g, height: b.height, width: b.width },
+      c.size,
+      c.size,
+      c.interp,
+    );
+  };
+}
+
+/** The generator of epoch `epoch`'s crops in a run seeded `seed` (apart from the loop's own). */
+export function epochCropRng(seed: number, epoch: number): Rng {
+  return new Rng(seed * 1_000_003 + epoch + 1 + 2 ** 40);
+}
+
+/**
+ * The per-epoch countermeasure named by `name` (`rrc:S…:epoch`), or null for the others: the S×S
+ * size the model is built for, and the training images of one epoch, every image cropped afresh
+ * (boxes from {@link epochCropRng}, in image order), or null when `shouldStop` said yes.
+ */
+export function epochCrops(name: string | null | undefined): {
+  size: number;
+  images: (
+    ds: Dataset,
+    seed: number,
+    epoch: number,
+    shouldStop?: () => boolean,
+  ) => Promise<Dataset | null>;
+} | null {
+  if (!name) return null;
+  const c = parseCountermeasure(name);
+  if (c.kind !== 'rrc' || !c.epoch) return null;
+  return {
+    size: c.size,
+    images: async (ds, seed, epoch, shouldStop) => {
+      try {
+        return await reshaped(
+          ds,
+          c.size,
+          rrcOf(c, epochCropRng(seed, epoch)),
+          undefined,
+          shouldStop,
+        );
+      } catch (e) {
+        if (e instanceof Stopped) return null;
+        throw e;
+      }
+    },
+  };
 }
 
 /** The evaluation transform a trainer pairs with `c` for the test split (null: none). */

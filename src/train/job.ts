@@ -89,6 +89,11 @@ export function jobConfig(f: JobSpec, engine: string): TrainConfig {
   const base = { ...PRESET_CONFIG.quick, gamma: 0.1, ...preset };
   const strategy = parseStrategy(f.strategy ?? (base.strategy as string) ?? 'standard');
   const countermeasure = f.countermeasure ? parseCountermeasure(f.countermeasure) : null;
+  if (countermeasure?.kind === 'rrc' && countermeasure.epoch && base.recipe === 'fast94')
+    fail(
+      `${countermeasureName(countermeasure)}: per-epoch crops run in the quick and paper presets' ` +
+        `training loop; the fast94 recipe has its own (flip and translate)`,
+    );
   return {
     model: f.model ?? base.model ?? 'lenet5',
     strategy: strategy.augment,

@@ -16,6 +16,7 @@ import { usePrecision } from '../nn/engine.js';
 import { yieldToEvents } from '../nn/yield.js';
 import { pgd } from '../nn/pgd.js';
 import { type Batch, type Strategy, makeBatch, mixTargets } from './augment.js';
+import { epochCrops } from './countermeasures.js';
 import { createParallelTrainer, type ParallelTrainer } from '../nn/backends/wasm/parallel.js';
 import { datasetFingerprint, sha256 } from '../data/files.js';
 import { exists } from '../output.js';
@@ -245,9 +246,15 @@ export async function train(
 ): Promise<TrainRun> {
   checkConfig(config, data.train);
   usePrecision(config.precision ?? 'fp32');
-  const { train: ds, test } = data;
-  const classes = ds.classNames.length;
-  const model = buildModel(config.model, ds, classes, { seed: config.seed, widen: config.widen });
+  const { train: base, test } = data;
+  // A per-epoch countermeasure (rrc:S:epoch) makes each epoch's S×S images from the training set.
+  const perEpoch = epochCrops(config.countermeasure);
+  const geometry = perEpoch ? { ...base, height: perEpoch.size, width: perEpoch.size } : base;
+  const classes = base.classNames.length;
+  const model = buildModel(config.model, geometry, classes, {
+    seed: config.seed,
+    widen: config.widen,
+  });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   // tfjs names variables uniquely per process (conv1/kernel_3 for a second model); the optimiser
   // and checkpoints use the model's own names, so a checkpoint fits any fresh copy of the model.
@@ -279,7 +286,7 @@ export async function train(
     workers > 1 || split
       ? await createParallelTrainer(model, { workers, microBatch: micro })
       : null;
-  const stepsPerEpoch = Math.floor(ds.labels.length / config.batchSize); // drop_last, as in the paper's loader
+  const stepsPerEpoch = Math.floor(base.labels.length / config.batchSize); // drop_last, as in the paper's loader
   const lrAt = scheduleFor(config.schedule, {
     lr: config.lr,
     totalSteps: config.epochs * stepsPerEpoch,
@@ -293,7 +300,7 @@ export async function train(
   let resumedRng: Rng | null = null;
   // The data a checkpoint belongs to: training and test images and labels.
   const dataset = checkpointDir
-    ? sha256(Buffer.from(datasetFingerprint(ds) + datasetFingerprint(test)))
+    ? sha256(Buffer.from(datasetFingerprint(base) + datasetFingerprint(test)))
     : '';
   // An existing folder must be a readable checkpoint of this run: a damaged one is refused (and
   // so never overwritten), not taken for "none".
@@ -336,18 +343,24 @@ export async function train(
       await sgd.state(),
     );
   };
-  const size = ds.height * ds.width * ds.channels;
+  const size = geometry.height * geometry.width * geometry.channels;
   // Two batch buffers: with workers, the next batch is augmented here while they compute.
   const xBufs = [0, 1].map(() => new Float32Array(config.batchSize * size));
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
     const seedRng = epochRng(config.seed, epoch);
-    const order = seedRng.permutation(ds.labels.length);
+    const order = seedRng.permutation(base.labels.length);
     const first = epoch === startEpoch ? startStep : 0;
     // Mid-epoch, the saved generator carries on; at an epoch's start it is the epoch's own, which
     // has just drawn the order (a checkpoint saved at the end of an epoch holds its state from
     // before that draw: taking it would deal the augmentation the order's random numbers).
     const rng = first > 0 && resumedRng ? resumedRng : seedRng;
     if (first === 0) running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
+    const ds = perEpoch ? await perEpoch.images(base, config.seed, epoch, hooks.shouldStop) : base;
+    if (!ds) {
+      await save(epoch, first, rng);
+      await parallel?.close();
+      return { config, history, finished: false };
+    }
     const indices = (step: number) =>
       order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
     /** The next batch, made ahead, and the generator's state before it (for a checkpoint). */
