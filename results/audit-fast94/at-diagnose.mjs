@@ -1,3 +1,4 @@
+/* global console, process */
 // Run as out/at-diagnose.mjs (copy it there after npm run build): its imports are ../dist/.
 // Diagnosis of an adversarially trained fast94 checkpoint (issue 23): accuracy on the first N
 // clean training images in eval mode (running statistics) and in train mode (batch statistics),
