@@ -50,6 +50,18 @@ describe('rrc:S:epoch', () => {
     assert.equal(epochCrops('jpeg:10'), null);
     assert.equal(epochCrops(undefined), null);
     assert.equal(epochCrops('rrc:24:epoch')?.size, 24);
+    // asked to stop (checked every 200 images), an epoch's crops end in null, as applyCountermeasure
+    const many = {
+      ...ds,
+      images: new Uint8Array(256 * 3072).map((_, i) => ds.images[i % ds.images.length]),
+      labels: new Int32Array(256).map((_, i) => ds.labels[i % ds.labels.length]),
+    };
+    assert.equal(await epochCrops('rrc:24:epoch')!.images(many, 0, 0, () => true), null);
+    assert.equal(
+      await applyCountermeasure(many, parseCountermeasure('rrc:24'), undefined, () => true),
+      null,
+    );
+    assert.equal((await epochCrops('rrc:24:epoch')!.images(many, 0, 0, () => false))?.height, 24);
   });
 
   it(

@@ -39,7 +39,7 @@ import {
   gaussianKernelSize,
   medianFilter,
 } from '../transforms/filters.js';
-import { breathe, Stopped } from '../transforms/cooperate.js';
+import { breathe, unlessStopped } from '../transforms/cooperate.js';
 import { jpegRoundTrip } from '../transforms/jpeg.js';
 import { bitDepth, grayscale } from '../transforms/pixels.js';
 import { fitLinear, orthonormalRows, projectOut } from '../transforms/projection.js';
@@ -273,20 +273,10 @@ export function epochCrops(name: string | null | undefined): {
   if (c.kind !== 'rrc' || !c.epoch) return null;
   return {
     size: c.size,
-    images: async (ds, seed, epoch, shouldStop) => {
-      try {
-        return await reshaped(
-          ds,
-          c.size,
-          rrcOf(c, epochCropRng(seed, epoch)),
-          undefined,
-          shouldStop,
-        );
-      } catch (e) {
-        if (e instanceof Stopped) return null;
-        throw e;
-      }
-    },
+    images: (ds, seed, epoch, shouldStop) =>
+      unlessStopped(
+        reshaped(ds, c.size, rrcOf(c, epochCropRng(seed, epoch)), undefined, shouldStop),
+      ),
   };
 }
 
@@ -352,12 +342,7 @@ export async function applyCountermeasure(
   onImage?: (done: number, total: number) => void,
   shouldStop?: () => boolean,
 ): Promise<Dataset | null> {
-  try {
-    return await transformed(ds, c, onImage, shouldStop);
-  } catch (e) {
-    if (e instanceof Stopped) return null;
-    throw e;
-  }
+  return unlessStopped(transformed(ds, c, onImage, shouldStop));
 }
 
 async function transformed(

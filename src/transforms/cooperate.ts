@@ -15,3 +15,13 @@ export async function breathe(shouldStop?: () => boolean): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
   if (shouldStop?.()) throw new Stopped();
 }
+
+/** The result of `work`, or null when it ended with Stopped (its caller was asked to stop). */
+export async function unlessStopped<T>(work: Promise<T>): Promise<T | null> {
+  try {
+    return await work;
+  } catch (e) {
+    if (e instanceof Stopped) return null;
+    throw e;
+  }
+}
