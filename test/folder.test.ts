@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -502,5 +502,50 @@ describe('writePngFolder', { skip: HAVE_CIFAR ? false : `no CIFAR-10 at ${CIFAR_
     const { train } = await openFolder(dir);
     assert.deepEqual(train.classNames, folders);
     assert.ok(train.classNames.every((n) => /^\d+_/.test(n)));
+  });
+});
+
+describe('writePngFolder when its input fails midway', () => {
+  it('lets every PNG it started end before it rejects, so the folder can then be removed', async () => {
+    // Large noisy images keep sharp's encoder busy when the read fails: before the fix, the
+    // rejection came while up to four PNGs were still being written into the folder.
+    const side = 400;
+    const size = side * side * 3;
+    let seed = 1;
+    const noise = () => {
+      const img = new Uint8Array(size);
+      for (let i = 0; i < size; i++) img[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+      return img;
+    };
+    const yielded = 6;
+    const stream: ImageStream = {
+      height: side,
+      width: side,
+      channels: 3,
+      classNames: ['a'],
+      count: 10,
+      async *records(): AsyncIterable<ImageRecord> {
+        for (let i = 0; i < yielded; i++) yield { image: noise(), label: 0, ref: `record ${i}` };
+        throw new Error('record 6: unreadable');
+      },
+    };
+    const dir = await freshDir('fails-midway');
+    let written = 0;
+    await assert.rejects(
+      writePngFolder(dir, [{ name: 'train', stream }], () => written++),
+      /record 6: unreadable/,
+    );
+    assert.equal(written, yielded, 'PNGs were still being written when the write failed');
+    const files = (await readdir(path.join(dir, 'train', '0_a'))).sort();
+    assert.deepEqual(files, ['00.png', '01.png', '02.png', '03.png', '04.png', '05.png']);
+    for (const f of files) {
+      const { info } = await sharp(path.join(dir, 'train', '0_a', f))
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      assert.deepEqual([info.width, info.height], [side, side], f);
+    }
+    await rm(dir, { recursive: true });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(existsSync(dir), false);
   });
 });

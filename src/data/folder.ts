@@ -510,33 +510,38 @@ export const writePngFolder: DatasetWriter = async (dir, splits, onImage) => {
       inFlight.push(t);
     };
     let index = 0;
-    for await (const rec of stream.records()) {
-      if (failure !== null) break;
-      if (index >= count)
-        fail(`${rec.ref}: the ${name} split holds more than the ${count} images it announced`);
-      if (rec.image.length !== size)
-        fail(
-          `${rec.ref}: ${rec.image.length} pixel bytes, expected ${width}×${height}×${channels}`,
+    try {
+      for await (const rec of stream.records()) {
+        if (failure !== null) break;
+        if (index >= count)
+          fail(`${rec.ref}: the ${name} split holds more than the ${count} images it announced`);
+        if (rec.image.length !== size)
+          fail(
+            `${rec.ref}: ${rec.image.length} pixel bytes, expected ${width}×${height}×${channels}`,
+          );
+        if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
+          fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
+        const file = path.join(
+          splitDir,
+          folders[rec.label],
+          `${String(index).padStart(indexWidth, '0')}.png`,
         );
-      if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
-        fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
-      const file = path.join(
-        splitDir,
-        folders[rec.label],
-        `${String(index).padStart(indexWidth, '0')}.png`,
-      );
-      const ref = rec.ref;
-      // Records are only valid until the next one is read: sharp gets its own copy.
-      track(
-        (await pngWriter(rec.image.slice(), { width, height, channels })).toFile(file).then(
-          () => undefined,
-          (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${sharpMessage(e)})`),
-        ),
-      );
-      index++;
-      while (inFlight.length >= WRITE_CONCURRENCY) await inFlight.shift();
+        const ref = rec.ref;
+        // Records are only valid until the next one is read: sharp gets its own copy.
+        track(
+          (await pngWriter(rec.image.slice(), { width, height, channels })).toFile(file).then(
+            () => undefined,
+            (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${sharpMessage(e)})`),
+          ),
+        );
+        index++;
+        while (inFlight.length >= WRITE_CONCURRENCY) await inFlight.shift();
+      }
+    } finally {
+      // A failed read leaves PNGs being written: they end before the caller removes the folder,
+      // or one landing during its removal would keep the folder there.
+      await Promise.all(inFlight);
     }
-    await Promise.all(inFlight);
     if (failure !== null)
       throw failure instanceof Error ? failure : new OnepixelError(String(failure));
     if (index !== count)

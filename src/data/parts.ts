@@ -301,19 +301,24 @@ async function writePngPart(o: PartOptions, part: ImageStream): Promise<void> {
   const width = String(s.count).length;
   const inFlight: Array<Promise<void>> = [];
   let i = o.first;
-  for await (const rec of part.records()) {
-    if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
-      fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
-    const file = join(splitDir, folders[rec.label], `${String(i).padStart(width, '0')}.png`);
-    const ref = rec.ref;
-    const p = (await pngWriter(rec.image.slice(), s)).toFile(file).then(
-      () => o.onImage?.(),
-      (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${(e as Error).message})`),
-    );
-    p.catch(() => undefined);
-    inFlight.push(p);
-    while (inFlight.length >= 4) await inFlight.shift();
-    i++;
+  try {
+    for await (const rec of part.records()) {
+      if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
+        fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
+      const file = join(splitDir, folders[rec.label], `${String(i).padStart(width, '0')}.png`);
+      const ref = rec.ref;
+      const p = (await pngWriter(rec.image.slice(), s)).toFile(file).then(
+        () => o.onImage?.(),
+        (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${(e as Error).message})`),
+      );
+      p.catch(() => undefined);
+      inFlight.push(p);
+      while (inFlight.length >= 4) await inFlight.shift();
+      i++;
+    }
+  } finally {
+    // Every PNG in flight ends before a failure reaches the caller, who removes the folder.
+    await Promise.allSettled(inFlight);
   }
   await Promise.all(inFlight);
 }
