@@ -281,7 +281,7 @@ describe('pgd', () => {
     assert.equal(off?.warmupEpochs, undefined);
   });
 
-  it('fast94 trains against N-FGSM (step ε, start in [−2ε, 2ε], unprojected); quick and paper keep their exact PGD-10 configs', () => {
+  it('fast94 trains against N-FGSM (step ε, start in [−2ε, 2ε], unprojected) with a whitening floor of 12(ε/σ)²; quick and paper keep their exact PGD-10 configs', () => {
     const fast = jobConfig({ strategy: 'at', seed: 0, preset: 'fast94' }, 'cpu').adversarial;
     assert.deepEqual(fast, {
       epsilon: 8 / 255,
@@ -289,7 +289,10 @@ describe('pgd', () => {
       steps: 1,
       noise: 16 / 255,
       project: false,
+      // 12 (ε/σ)², σ = 0.2435: 0.19920, by hand.
+      whitenFloor: 12 * (8 / 255 / 0.2435) ** 2,
     });
+    assert.equal(fast?.whitenFloor?.toFixed(5), '0.19920');
     const small = jobConfig({ strategy: 'at', seed: 0, preset: 'fast94', epsilon: 4 / 255 }, 'cpu');
     assert.deepEqual(small.adversarial, {
       epsilon: 4 / 255,
@@ -297,6 +300,7 @@ describe('pgd', () => {
       steps: 1,
       noise: 8 / 255,
       project: false,
+      whitenFloor: 12 * (4 / 255 / 0.2435) ** 2,
     });
     // The key order decides an audit cell's identity hash: the same as before N-FGSM existed.
     const quick = jobConfig({ strategy: 'at', seed: 0 }, 'cpu').adversarial;

@@ -157,7 +157,7 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
       batch: BATCH,
       epochs: EPOCHS,
       weights,
-      at: { epochs: AT_EPOCHS, epsilon: adversarial.epsilon },
+      at: { epochs: AT_EPOCHS, epsilon: adversarial.epsilon, whitenFloor: adversarial.whitenFloor },
     }),
   );
   const py = spawnSync(PYTHON, [SCRIPT, dir], { encoding: 'utf8' });
@@ -291,7 +291,7 @@ test('airbench94 and fast94 equal PyTorch (native backend)', { skip: SKIP }, asy
       // in float64. Equal but where the sign of an input gradient near 0 differs in float32 (a
       // pixel then moves by 2ε, or less where [0, 1] clips it).
       const model = buildModel('airbench94', train, 10, { seed: config.seed });
-      setWhitening(model, train);
+      setWhitening(model, train, adversarial.whitenFloor);
       const { shifts, order } = fast94Epoch(config.seed, 0, N);
       const view = new Float32Array(BATCH * 3072);
       const idx = order.subarray(0, BATCH);

@@ -68,7 +68,7 @@ def main(d):
     xtr0, xte0 = peer.normalise(xtr), peer.normalise(xte)
     out = lambda f, a: np.ascontiguousarray(a, dtype="<f4").tofile(os.path.join(d, f))
 
-    def run(dtype, sfx, epochs=m["epochs"], attack=None):
+    def run(dtype, sfx, epochs=m["epochs"], attack=None, floor=None):
         # float32 on one thread, as the tolerances were measured (the float32 run's distance from
         # float64 depends on the summation order); float64, the slow reference, on two (the suite
         # runs one test at a time).
@@ -87,7 +87,7 @@ def main(d):
             new[k] = torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
         net.load_state_dict(new, strict=False)
         with torch.no_grad():
-            net.whiten.weight.copy_(peer.whitening_weights(xtr0[: peer.HYP["whiten_images"]]))
+            net.whiten.weight.copy_(peer.whitening_weights(xtr0[: peer.HYP["whiten_images"]], floor))
         out = lambda f, a: np.ascontiguousarray(a, dtype="<f4").tofile(os.path.join(d, f))
         out(f"whiten{sfx}.f32", to_tfjs(net.whiten.weight.detach().numpy()))
 
@@ -164,8 +164,9 @@ def main(d):
     run(torch.float64, "64")
     if "at" in m:
         starts = rd("at_delta.f32", "<f4").reshape(-1, batch * 32 * 32 * 3)
-        run(torch.float32, "_at", m["at"]["epochs"], starts)
-        run(torch.float64, "64_at", m["at"]["epochs"], starts)
+        floor = m["at"]["whitenFloor"]
+        run(torch.float32, "_at", m["at"]["epochs"], starts, floor)
+        run(torch.float64, "64_at", m["at"]["epochs"], starts, floor)
     g = torch.from_numpy(rd("gelu.f32", "<f4").astype(np.float64)).requires_grad_()
     y = F.gelu(g)
     (y * (1 + g.detach())).sum().backward()

@@ -75,10 +75,13 @@ export function fast94AttackRng(seed: number, epoch: number): Rng {
   return new Rng(seed * 1_000_003 + 900_001 + epoch);
 }
 
-/** Sets airbench94's whitening filters from the first training images (the recipe's 5,000). */
-export function setWhitening(model: LayersModel, ds: Dataset): void {
+/**
+ * Sets airbench94's whitening filters from the first training images (the recipe's 5,000), with
+ * `floor` added to the eigenvalues (the recipe's 5e-4; adversarial training's robustWhitenFloor).
+ */
+export function setWhitening(model: LayersModel, ds: Dataset, floor?: number): void {
   const nWhite = Math.min(FAST94.whitenImages, ds.labels.length);
-  const white = whiteningKernel(ds.images, nWhite, ds.height, ds.width, ds.channels);
+  const white = whiteningKernel(ds.images, nWhite, ds.height, ds.width, ds.channels, floor);
   const whitenKernel = model.weights.find((w) => w.originalName === 'whiten/kernel');
   if (!whitenKernel) fail('airbench94 has no whiten/kernel');
   const t = tf.tensor(white.values, white.shape);
@@ -345,7 +348,7 @@ export async function trainFast94(
     pick((n) => !isShift(n)),
     { momentum: config.momentum, weightDecay: wd / lr, nesterov: true },
   );
-  setWhitening(model, ds);
+  setWhitening(model, ds, config.adversarial?.whitenFloor);
   const ema = model.weights.map((w) => tf.variable(w.read().clone(), false));
 
   const n = ds.labels.length;

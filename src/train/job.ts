@@ -127,7 +127,7 @@ const warmup = (epochs: number) => (epochs > 0 ? { warmupEpochs: epochs } : {});
 function attackConfig(f: JobSpec): AttackConfig {
   const preset = f.preset ?? 'quick';
   const epsilon = f.epsilon ?? PAPER_ATTACK.epsilon;
-  const { step, steps, noise, project } = presetAttack(preset, epsilon);
+  const { step, steps, noise, project, whitenFloor } = presetAttack(preset, epsilon);
   return {
     epsilon,
     step: f.attackStep ?? step,
@@ -135,6 +135,7 @@ function attackConfig(f: JobSpec): AttackConfig {
     ...warmup(f.attackWarmup ?? PRESET_ATTACK_WARMUP[preset]),
     ...(noise !== undefined ? { noise } : {}),
     ...(project !== undefined ? { project } : {}),
+    ...(whitenFloor !== undefined ? { whitenFloor } : {}),
   };
 }
 

@@ -42,6 +42,8 @@ export interface AttackConfig {
   noise?: number;
   /** false: iterates are not projected onto the ε-ball, only onto [0, 1] (N-FGSM). Absent: true. */
   project?: boolean;
+  /** fast94: the floor added to the whitening's eigenvalues (robustWhitenFloor). Absent: 5e-4. */
+  whitenFloor?: number;
 }
 
 /** The attack's ε and step at a global step index (ε warm-up, AttackConfig.warmupEpochs). */
