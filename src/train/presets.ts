@@ -84,12 +84,12 @@ export const PRESET_ATTACK_WARMUP: Record<PresetName, number> = { quick: 5, pape
 
 /**
  * The whitening's eigenvalue floor under adversarial training with radius ε (fast94). airbench94's
- * first layer divides each 2×2 patch direction by √(λ + 5e-4): on CIFAR-10 the smallest λ are
- * ~6e-4, so an 8/255 perturbation can move those whitened channels by 12.6 of their standard
- * deviations (results/audit-fast94/whiten-gain.*) and the attack, not the image, is what the
- * network sees. The floor is the variance an ε-ball corner reaches along a unit direction of the
- * 12 normalised patch values, 12·(ε/σ)² with σ the smallest channel std (0.2435): then no
- * direction turns the ε-ball into more than about one standard deviation of the whitened signal.
+ * first layer divides each 2×2 patch direction by √(λ + 5e-4), so that every direction's signal has
+ * a standard deviation near 1: on CIFAR-10 the smallest λ are ~6e-4, and an 8/255 perturbation can
+ * move those directions by 12.6 (results/audit-fast94/whiten-gain.*) — the attack, not the image,
+ * is what the network sees there. The floor is the most an ε-ball corner reaches along a unit
+ * direction of the 12 normalised patch values, squared: 12·(ε/σ)², σ the smallest channel std
+ * (0.2435); with it no direction moves by more than 0.93 (CIFAR-10, 8/255).
  */
 export function robustWhitenFloor(epsilon: number): number {
   return 12 * (epsilon / 0.2435) ** 2;
