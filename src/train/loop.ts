@@ -357,23 +357,22 @@ export async function train(
     // before that draw: taking it would deal the augmentation the order's random numbers).
     const rng = first > 0 && resumedRng ? resumedRng : seedRng;
     if (first === 0) running = { loss: 0, correct: 0, seen: 0, seconds: 0 };
-    const ds = perEpoch ? await perEpoch.images(base, config.seed, epoch, hooks.shouldStop) : base;
-    if (!ds) {
-      await save(epoch, first, rng);
+    /** Stopped (a signal) before step `step` of this epoch: saved so that a resume starts there. */
+    const stopBefore = async (step: number, state: Rng): Promise<TrainRun> => {
+      await save(epoch, step, state);
       await parallel?.close();
       return { config, history, finished: false };
-    }
+    };
+    const ds = perEpoch ? await perEpoch.images(base, config.seed, epoch, hooks.shouldStop) : base;
+    if (!ds) return stopBefore(first, rng);
     const indices = (step: number) =>
       order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
     /** The next batch, made ahead, and the generator's state before it (for a checkpoint). */
     const ahead: { next: { batch: Batch; rngBefore: RngState } | null } = { next: null };
     for (let step = first; step < stepsPerEpoch; step++) {
       await yieldToEvents();
-      if (hooks.shouldStop?.()) {
-        await save(epoch, step, ahead.next ? Rng.fromState(ahead.next.rngBefore) : rng);
-        await parallel?.close();
-        return { config, history, finished: false };
-      }
+      if (hooks.shouldStop?.())
+        return stopBefore(step, ahead.next ? Rng.fromState(ahead.next.rngBefore) : rng);
       const t0 = performance.now();
       const idx = indices(step);
       const batch =
