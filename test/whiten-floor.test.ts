@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { AIRBENCH_STD, whiteningKernel } from '../src/nn/models/airbench94.js';
+import { AIRBENCH_STD, WHITEN_WIDTH, whiteningKernel } from '../src/nn/models/airbench94.js';
 import { robustWhitenFloor } from '../src/train/presets.js';
 import { CIFAR_DIR, cifarDataset, cifarRecords } from './helpers.js';
 
@@ -21,7 +21,7 @@ function reach(images: Uint8Array, floor: number | undefined, eps: number): numb
     let s = 0;
     for (let tap = 0; tap < 4; tap++)
       for (let ch = 0; ch < 3; ch++)
-        s += Math.abs(values[(tap * 3 + ch) * 24 + k]) / AIRBENCH_STD[ch];
+        s += Math.abs(values[(tap * 3 + ch) * WHITEN_WIDTH + k]) / AIRBENCH_STD[ch];
     out.push(s * eps);
   }
   return out;

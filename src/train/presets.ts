@@ -1,4 +1,5 @@
 /** Named training protocols: the paper's, and a CPU-sized one with a PyTorch reference run. */
+import { AIRBENCH_STD, WHITEN_WIDTH } from '../nn/models/airbench94.js';
 import type { TrainConfig } from './loop.js';
 
 export const PRESETS = ['quick', 'paper', 'fast94'] as const;
@@ -92,5 +93,6 @@ export const PRESET_ATTACK_WARMUP: Record<PresetName, number> = { quick: 5, pape
  * (0.2435); with it no direction moves by more than 0.93 (CIFAR-10, 8/255).
  */
 export function robustWhitenFloor(epsilon: number): number {
-  return 12 * (epsilon / 0.2435) ** 2;
+  // The patch holds WHITEN_WIDTH / 2 = 12 values; σ = 0.2435.
+  return (WHITEN_WIDTH / 2) * (epsilon / Math.min(...AIRBENCH_STD)) ** 2;
 }
