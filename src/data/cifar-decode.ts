@@ -4,7 +4,7 @@
  * dataset can be read, hashed and converted on two cores at once.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { fail, reasonOf } from '../errors.js';
 import type { SourceFile } from './dataset.js';
 
@@ -106,6 +106,13 @@ function decodeRecords(
   }
 }
 
+/** Opens a batch file for reading, or fails with one line: the file, what it is, and why not. */
+export async function openBatch(path: string, what: string): Promise<FileHandle> {
+  return open(path, 'r').catch((e: NodeJS.ErrnoException) =>
+    fail(`${path}: cannot be opened (${what}): ${reasonOf(e.code)} (${e.code})`),
+  );
+}
+
 /** Reads, hashes and decodes one file a chunk of records at a time. */
 async function decodeFile(
   job: DecodeJob,
@@ -114,9 +121,7 @@ async function decodeFile(
   buf: Buffer,
 ): Promise<SourceFile> {
   const recordBytes = layout.labelBytes + PIXELS;
-  const fh = await open(job.path, 'r').catch((e: NodeJS.ErrnoException) =>
-    fail(`${job.path}: cannot be opened (${job.what}): ${reasonOf(e.code)} (${e.code})`),
-  );
+  const fh = await openBatch(job.path, job.what);
   const hash = createHash('sha256');
   try {
     for (let first = 0; first < job.count; first += CHUNK_RECORDS) {

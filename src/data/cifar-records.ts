@@ -12,11 +12,11 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
-import { fail, withPath, reasonOf } from '../errors.js';
+import { fail, withPath } from '../errors.js';
 import { throwIfAborting } from '../output.js';
 import type { SourceFile } from './dataset.js';
 import { type CifarFolder, fileSize, recordCount } from './cifar.js';
-import { PIXELS } from './cifar-decode.js';
+import { openBatch, PIXELS } from './cifar-decode.js';
 
 /** Records read at a time (about 3 MB). */
 export const CHUNK_RECORDS = 1024;
@@ -49,9 +49,7 @@ async function eachChunk(
   buffer: () => Promise<Uint8Array> | Uint8Array,
   use: (chunk: Uint8Array, first: number) => Promise<void> | void,
 ): Promise<void> {
-  const fh: FileHandle = await open(file.path, 'r').catch((e: NodeJS.ErrnoException) =>
-    fail(`${file.path}: cannot be opened (${file.what}): ${reasonOf(e.code)} (${e.code})`),
-  );
+  const fh: FileHandle = await openBatch(file.path, file.what);
   try {
     for (let first = 0; first < file.count; first += CHUNK_RECORDS) {
       throwIfAborting(); // a signal: stop between chunks (the abort removes the output)

@@ -481,6 +481,68 @@ export async function pngWriter(image: Uint8Array, shape: Shape): Promise<Sharp>
   return (channels === 1 ? img.toColourspace('b-w') : img).png();
 }
 
+export interface PngRun {
+  /** `<split dir>/<label>_<class>` folders (created here), one per label. */
+  splitDir: string;
+  folders: string[];
+  shape: Shape;
+  /** The first record's index in its split, and the width its file names pad indices to. */
+  first: number;
+  indexWidth: number;
+  /** Called after each PNG lands. */
+  onImage?: () => void;
+  /** Checks a record before it is written (fails with a line naming it). */
+  check?: (rec: ImageRecord, index: number) => void;
+}
+
+/**
+ * Writes each record as `<splitDir>/<folder of its label>/<index>.png`, index counted from `first`,
+ * up to four PNGs encoding at once; returns how many it wrote. On the first failure (a read, a
+ * check, a write, or onImage) it stops reading, and every PNG it started ends before the failure
+ * reaches the caller: the caller removes the folder, and a PNG landing during that removal would
+ * keep the folder there. Shared by writePngFolder and the sharded PNG part (src/data/parts.ts).
+ */
+export async function writePngRun(o: PngRun, records: AsyncIterable<ImageRecord>): Promise<number> {
+  const { splitDir, folders, shape } = o;
+  for (const f of folders) await mkdir(path.join(splitDir, f), { recursive: true });
+  const inFlight: Promise<void>[] = [];
+  let failure: unknown = null;
+  let index = o.first;
+  try {
+    for await (const rec of records) {
+      if (failure !== null) break;
+      o.check?.(rec, index);
+      if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
+        fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
+      const file = path.join(
+        splitDir,
+        folders[rec.label],
+        `${String(index).padStart(o.indexWidth, '0')}.png`,
+      );
+      const ref = rec.ref;
+      // Records are only valid until the next one is read: sharp gets its own copy.
+      const png = await pngWriter(rec.image.slice(), shape);
+      // Never rejects: the first failure (writing, or onImage) is kept and thrown after the loop.
+      const written = png.toFile(file).then(
+        () => o.onImage?.(),
+        (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${sharpMessage(e)})`),
+      );
+      inFlight.push(
+        written.catch((e: unknown) => {
+          failure ??= e;
+        }),
+      );
+      index++;
+      while (inFlight.length >= WRITE_CONCURRENCY) await inFlight.shift();
+    }
+  } finally {
+    await Promise.all(inFlight);
+  }
+  if (failure !== null)
+    throw failure instanceof Error ? failure : new OnepixelError(String(failure));
+  return index - o.first;
+}
+
 /**
  * Writes each split as PNGs: `dir/<split>/<label>_<class>/<index>.png`, index = the record's index
  * in its split zero-padded to the width of the split's count (see the top of this file for the
@@ -493,58 +555,27 @@ export const writePngFolder: DatasetWriter = async (dir, splits, onImage) => {
     const { width, height, channels, count } = stream;
     if (channels !== 1 && channels !== 3)
       fail(`${name} split: ${channels} channels; expected 1 (grayscale) or 3 (RGB)`);
-    const folders = classFolderNames(stream.classNames, `${name} split`);
-    for (const f of folders) await mkdir(path.join(splitDir, f), { recursive: true });
     const size = width * height * channels;
-    const indexWidth = String(count).length;
-
-    const inFlight: Promise<void>[] = [];
-    let failure: unknown = null;
-    const track = (p: Promise<void>) => {
-      // Never rejects: the first failure (writing, or onImage) is kept and thrown after the loop.
-      const t = p
-        .then(() => onImage?.())
-        .catch((e: unknown) => {
-          failure ??= e;
-        });
-      inFlight.push(t);
-    };
-    let index = 0;
-    try {
-      for await (const rec of stream.records()) {
-        if (failure !== null) break;
-        if (index >= count)
-          fail(`${rec.ref}: the ${name} split holds more than the ${count} images it announced`);
-        if (rec.image.length !== size)
-          fail(
-            `${rec.ref}: ${rec.image.length} pixel bytes, expected ${width}×${height}×${channels}`,
-          );
-        if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
-          fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
-        const file = path.join(
-          splitDir,
-          folders[rec.label],
-          `${String(index).padStart(indexWidth, '0')}.png`,
-        );
-        const ref = rec.ref;
-        // Records are only valid until the next one is read: sharp gets its own copy.
-        track(
-          (await pngWriter(rec.image.slice(), { width, height, channels })).toFile(file).then(
-            () => undefined,
-            (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${sharpMessage(e)})`),
-          ),
-        );
-        index++;
-        while (inFlight.length >= WRITE_CONCURRENCY) await inFlight.shift();
-      }
-    } finally {
-      // A failed read leaves PNGs being written: they end before the caller removes the folder,
-      // or one landing during its removal would keep the folder there.
-      await Promise.all(inFlight);
-    }
-    if (failure !== null)
-      throw failure instanceof Error ? failure : new OnepixelError(String(failure));
-    if (index !== count)
-      fail(`${splitDir}: the ${name} split gave ${index} images, but announced ${count}`);
+    const written = await writePngRun(
+      {
+        splitDir,
+        folders: classFolderNames(stream.classNames, `${name} split`),
+        shape: { width, height, channels },
+        first: 0,
+        indexWidth: String(count).length,
+        onImage,
+        check: (rec, index) => {
+          if (index >= count)
+            fail(`${rec.ref}: the ${name} split holds more than the ${count} images it announced`);
+          if (rec.image.length !== size)
+            fail(
+              `${rec.ref}: ${rec.image.length} pixel bytes, expected ${width}×${height}×${channels}`,
+            );
+        },
+      },
+      stream.records(),
+    );
+    if (written !== count)
+      fail(`${splitDir}: the ${name} split gave ${written} images, but announced ${count}`);
   }
 };

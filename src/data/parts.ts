@@ -8,7 +8,7 @@
  * sequence of writes.
  */
 import { constants } from 'node:fs';
-import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, withPath } from '../errors.js';
 import { checkCifarShape, CIFAR10_TRAIN_FILES, encodeRecord } from './cifar.js';
@@ -17,7 +17,7 @@ import { checkPythonShape, pythonBatches, pythonBatchFrame, pythonMeta } from '.
 import type { ImageRecord, ImageStream, Shape } from './dataset.js';
 import { imageSize } from './dataset.js';
 import { ChunkedWriter } from './files.js';
-import { classFolderNames, pngWriter } from './folder.js';
+import { classFolderNames, writePngRun } from './folder.js';
 import type { DatasetKind, OutputFormat } from './formats.js';
 import { IMAGES_MAGIC, LABELS_MAGIC } from './idx.js';
 import { npyHeader } from './npy.js';
@@ -295,32 +295,17 @@ function rawName(f: RecordFile): string {
 /** The PNG folder's part: `train/<label>_<class>/<index>.png` for each record it owns. */
 async function writePngPart(o: PartOptions, part: ImageStream): Promise<void> {
   const s = o.split;
-  const folders = classFolderNames(s.classNames, 'train split');
-  const splitDir = join(o.out, 'train');
-  for (const f of folders) await mkdir(join(splitDir, f), { recursive: true });
-  const width = String(s.count).length;
-  const inFlight: Array<Promise<void>> = [];
-  let i = o.first;
-  try {
-    for await (const rec of part.records()) {
-      if (!Number.isInteger(rec.label) || rec.label < 0 || rec.label >= folders.length)
-        fail(`${rec.ref}: label ${rec.label}, expected 0..${folders.length - 1}`);
-      const file = join(splitDir, folders[rec.label], `${String(i).padStart(width, '0')}.png`);
-      const ref = rec.ref;
-      const p = (await pngWriter(rec.image.slice(), s)).toFile(file).then(
-        () => o.onImage?.(),
-        (e: unknown) => fail(`${file}: cannot write the PNG of ${ref} (${(e as Error).message})`),
-      );
-      p.catch(() => undefined);
-      inFlight.push(p);
-      while (inFlight.length >= 4) await inFlight.shift();
-      i++;
-    }
-  } finally {
-    // Every PNG in flight ends before a failure reaches the caller, who removes the folder.
-    await Promise.allSettled(inFlight);
-  }
-  await Promise.all(inFlight);
+  await writePngRun(
+    {
+      splitDir: join(o.out, 'train'),
+      folders: classFolderNames(s.classNames, 'train split'),
+      shape: s,
+      first: o.first,
+      indexWidth: String(s.count).length,
+      onImage: o.onImage,
+    },
+    part.records(),
+  );
 }
 
 /**
