@@ -1,9 +1,11 @@
 // The native backend as a whole: `auto` picks it, a missing addon is explained (CLI and doctor),
 // fallback kernels share memory safely with pooled arrays, the in-place SGD equals the tensor
-// path, and memory stays flat over many training steps.
+// path, memory stays flat over many training steps, and a run's results name its thread count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -12,6 +14,7 @@ import { nativePoolBytes } from '../src/nn/backends/native/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { buildModel } from '../src/nn/models/index.js';
 import { noNative, rand, random, usingNative } from './native-helpers.js';
+import { npyFixture, tempDirs } from './helpers.js';
 
 const skip = noNative();
 const CLI = path.resolve('dist/src/cli/main.js');
@@ -21,6 +24,40 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   delete e.NODE_TEST_CONTEXT;
   return spawnSync(process.execPath, [CLI, ...args], { env: e, encoding: 'utf8', timeout: 60_000 });
 }
+
+test(
+  "a native run's results name oneDNN's thread count: ONEPIXEL_NATIVE_THREADS's, else every core",
+  { skip },
+  async () => {
+    // (A run repeats bit for bit only at the same count: oneDNN adds its reductions in its order.)
+    const dir = await tempDirs('threads')();
+    await npyFixture(path.join(dir, 'data'), 'data_batch_1.bin', 64, 16);
+    for (const [env, want] of [
+      [{ ONEPIXEL_NATIVE_THREADS: '1' }, 1],
+      [{ ONEPIXEL_NATIVE_THREADS: '' }, os.availableParallelism()],
+    ] as const) {
+      const results = path.join(dir, `r${want}.json`);
+      const r = cli(
+        [
+          ...['train', '--data', path.join(dir, 'data'), '--backend', 'native', '--model'],
+          ...['lenet5', '--epochs', '1', '--batch-size', '32', '--results', results],
+        ],
+        env,
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const saved = JSON.parse(await readFile(results, 'utf8')) as { threads?: number };
+      assert.equal(saved.threads, want, JSON.stringify(env));
+    }
+    // Not on other backends.
+    const results = path.join(dir, 'wasm.json');
+    const r = cli([
+      ...['train', '--data', path.join(dir, 'data'), '--backend', 'wasm', '--model', 'lenet5'],
+      ...['--epochs', '1', '--batch-size', '32', '--results', results],
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!('threads' in JSON.parse(await readFile(results, 'utf8'))));
+  },
+);
 
 test('auto picks native when the addon loads', { skip }, async () => {
   assert.equal(await initEngine(), 'native');

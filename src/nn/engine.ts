@@ -104,6 +104,15 @@ export function usePrecision(precision: Precision): void {
 }
 
 /**
+ * The native backend's thread count when it is the current backend (else null). oneDNN adds its
+ * reductions in an order that depends on it, so a run repeats bit for bit only at the same count.
+ */
+export function nativeThreads(): number | null {
+  const addon = tf.getBackend() === 'native' ? loadNative() : null;
+  return addon ? addon.threads() : null;
+}
+
+/**
  * Worker threads a training run uses by default on backend `name`: one where the backend already
  * uses every core (native: oneDNN's threads; webgpu: the GPU) or the attack runs in one
  * thread (adversarial training), else one wasm engine per core.

@@ -7,6 +7,7 @@
  */
 import { fail } from '../errors.js';
 import {
+  nativeThreads,
   defaultWorkers,
   resolvePrecision,
   type BackendName,
@@ -210,7 +211,11 @@ export async function runTrainJob(
     },
   );
   await writeFileAtomic(files.log, csvLog(run.history));
-  const results = summarize(config, run.history, { ...meta, finished: run.finished });
+  const results = summarize(config, run.history, {
+    ...meta,
+    finished: run.finished,
+    threads: nativeThreads(),
+  });
   await writeFileAtomic(files.results, JSON.stringify(results, null, 2) + '\n');
   return results;
 }

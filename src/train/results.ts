@@ -10,6 +10,11 @@ export interface TrainResults {
   /** The arithmetic of the native backend's convolutions and matrix products (config.precision). */
   precision: 'fp32' | 'bf16';
   data: string;
+  /**
+   * The native backend's thread count (absent elsewhere): a run repeats exactly only at the same
+   * count (oneDNN's reductions add in its order), though it is not part of an audit cell's identity.
+   */
+  threads?: number;
   testAccuracy: number[];
   finalTestAccuracy: number | null;
   /** Adversarially trained runs: accuracy under PGD-20 on the first test images (robust.ts). */
@@ -33,6 +38,7 @@ export function summarize(
     strategy: string;
     finished: boolean;
     preset: string | null;
+    threads?: number | null;
   },
 ): TrainResults {
   const last = history.at(-1);
@@ -45,6 +51,7 @@ export function summarize(
     backend: extra.backend,
     precision: config.precision ?? 'fp32',
     data: extra.data,
+    ...(typeof extra.threads === 'number' ? { threads: extra.threads } : {}),
     testAccuracy: history.map((r) => r.testAccuracy),
     // With test-time augmentation (fast94), the final accuracy is the augmented one.
     finalTestAccuracy: last ? (last.ttaAccuracy ?? last.testAccuracy) : null,
