@@ -71,6 +71,15 @@ export function datasetCount(ds: Dataset): number {
   return ds.labels.length;
 }
 
+/** Images start … start + count − 1 of `ds` as values in [0, 1] (byte / 255), HWC, one after another. */
+export function unitImages(ds: Dataset, start: number, count: number): Float32Array {
+  const size = imageSize(ds);
+  const src = ds.images.subarray(start * size, (start + count) * size);
+  const x = new Float32Array(src.length);
+  for (let k = 0; k < x.length; k++) x[k] = src[k] / 255;
+  return x;
+}
+
 export function isDataset(x: Dataset | ImageStream): x is Dataset {
   return (x as Dataset).images instanceof Uint8Array;
 }

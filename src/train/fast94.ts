@@ -30,7 +30,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail } from '../errors.js';
-import type { Dataset } from '../data/dataset.js';
+import { type Dataset, unitImages } from '../data/dataset.js';
 import { datasetFingerprint, sha256 } from '../data/files.js';
 import { exists } from '../output.js';
 import { buildModel } from '../nn/models/index.js';
@@ -250,14 +250,11 @@ export function ttaLogits(
 /** Accuracy with level-2 test-time augmentation, in batches. */
 export async function evaluateTta(model: LayersModel, ds: Dataset, batch = 500): Promise<number> {
   const n = ds.labels.length;
-  const size = ds.height * ds.width * ds.channels;
   let correct = 0;
   for (let s = 0; s < n; s += batch) {
     await yieldToEvents();
     const m = Math.min(batch, n - s);
-    const x = new Float32Array(m * size);
-    const src = ds.images.subarray(s * size, (s + m) * size);
-    for (let k = 0; k < x.length; k++) x[k] = src[k] / 255;
+    const x = unitImages(ds, s, m);
     const pred = tf.tidy(() =>
       tf.argMax(ttaLogits(model, x, m, ds.height, ds.width, ds.channels), -1),
     );

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail } from '../errors.js';
-import type { Dataset } from '../data/dataset.js';
+import { type Dataset, unitImages } from '../data/dataset.js';
 import { buildModel, type ModelName } from '../nn/models/index.js';
 import { SGD } from '../nn/optim.js';
 import { scheduleFor, type ScheduleName } from '../nn/schedule.js';
@@ -173,15 +173,12 @@ async function evaluateUnless(
   stop: () => boolean,
 ): Promise<number | null> {
   const n = ds.labels.length;
-  const size = ds.height * ds.width * ds.channels;
   let correct = 0;
   for (let s = 0; s < n; s += batch) {
     await yieldToEvents();
     if (stop()) return null;
     const m = Math.min(batch, n - s);
-    const x = new Float32Array(m * size);
-    const src = ds.images.subarray(s * size, (s + m) * size);
-    for (let k = 0; k < x.length; k++) x[k] = src[k] / 255;
+    const x = unitImages(ds, s, m);
     const predicted = tf.tidy(() => {
       const logits = model.apply(tf.tensor4d(x, [m, ds.height, ds.width, ds.channels]), {
         training: false,

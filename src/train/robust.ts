@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { Dataset } from '../data/dataset.js';
+import { type Dataset, unitImages } from '../data/dataset.js';
 import { crossEntropy } from '../nn/loss.js';
 import { pgd } from '../nn/pgd.js';
 import { Rng } from '../nn/rng.js';
@@ -26,7 +26,6 @@ export async function robustAccuracy(
   stop: () => boolean = () => false,
 ): Promise<number | null> {
   const m = Math.min(n, test.labels.length);
-  const size = test.height * test.width * test.channels;
   const classes = test.classNames.length;
   const rng = new Rng(seed * 1_000_003 + 424_242);
   let correct = 0;
@@ -34,9 +33,7 @@ export async function robustAccuracy(
     await yieldToEvents();
     if (stop()) return null;
     const k = Math.min(batch, m - s);
-    const x = new Float32Array(k * size);
-    const src = test.images.subarray(s * size, (s + k) * size);
-    for (let i = 0; i < x.length; i++) x[i] = src[i] / 255;
+    const x = unitImages(test, s, k);
     const labels = test.labels.subarray(s, s + k);
     const predicted = tf.tidy(() => {
       const input = tf.tensor4d(x, [k, test.height, test.width, test.channels]);
