@@ -12,8 +12,7 @@
  * a clean accuracy near chance; its robust accuracy on the images it was trained on (the
  * protected ones) is the evidence that the attack was resisted. Prints one JSON line.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { loadCheckpoint } from '../src/nn/checkpoint.js';
+import { loadCheckpoint, writeWeightsByName } from '../src/nn/checkpoint.js';
 import { initEngine, usePrecision } from '../src/nn/engine.js';
 import { buildModel } from '../src/nn/models/index.js';
 import { evaluate } from '../src/train/loop.js';
@@ -48,13 +47,7 @@ async function main(): Promise<void> {
   const model = buildModel(ck.meta.config.model, ds, ds.classNames.length, {
     seed: ck.meta.config.seed,
   });
-  for (const w of model.weights) {
-    const saved = ck.weights.find((s) => s.name === w.originalName);
-    if (!saved) throw new Error(`${ckptDir}: no weight ${w.originalName}`);
-    const t = tf.tensor(saved.values, saved.shape);
-    w.write(t);
-    t.dispose();
-  }
+  writeWeightsByName(model, ck.weights, ckptDir);
   const m = Math.min(n, ds.labels.length);
   const size = ds.height * ds.width * ds.channels;
   const first = {

@@ -11,13 +11,12 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Dataset } from '../src/data/dataset.js';
-import { loadCheckpoint } from '../src/nn/checkpoint.js';
+import { loadCheckpoint, writeWeightsByName } from '../src/nn/checkpoint.js';
 import { initEngine } from '../src/nn/engine.js';
 import { buildModel } from '../src/nn/models/index.js';
 import { Rng } from '../src/nn/rng.js';
 import { type TrainConfig, evaluate, train } from '../src/train/loop.js';
 import { ROBUST_ATTACK, robustAccuracy } from '../src/train/robust.js';
-import * as tf from '@tensorflow/tfjs-core';
 import { cifarClassNames, cifarDataset, cifarRecords, runPython } from './helpers.js';
 import { TORCH_LENET, torchMissing } from './torch-lenet.js';
 
@@ -74,11 +73,7 @@ describe('robust accuracy (PGD-20) against PyTorch', () => {
       await train(config, { train: trainSet, test }, dir);
       const { weights } = await loadCheckpoint<TrainConfig, unknown>(dir);
       const model = buildModel('lenet5', test, 10, { seed });
-      for (const w of model.weights) {
-        const saved = weights.find((s) => s.name === w.originalName);
-        assert.ok(saved, w.originalName);
-        w.write(tf.tensor(saved.values, saved.shape));
-      }
+      writeWeightsByName(model, weights, dir);
       // One batch (N_TEST < 250): robust.ts's random start is the first N_TEST·3072 draws.
       const robust = await robustAccuracy(model, test, seed, N_TEST);
       const clean = await evaluate(model, test, 500);

@@ -7,6 +7,8 @@
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { fail, OnepixelError } from '../errors.js';
 import { sha256 } from '../data/files.js';
 import { writeAtomically } from '../output.js';
@@ -20,6 +22,24 @@ export interface Tensorish {
   name: string;
   shape: number[];
   values: Float32Array;
+}
+
+/**
+ * Writes each of `model`'s weights from the saved tensor of its name (a checkpoint may hold more:
+ * fast94's keeps the lookahead averages beside them); fails naming `where` when one is missing or
+ * has another shape.
+ */
+export function writeWeightsByName(model: LayersModel, saved: Tensorish[], where: string): void {
+  for (const w of model.weights) {
+    const s = saved.find((t) => t.name === w.originalName);
+    if (!s || s.shape.join() !== w.shape.join())
+      fail(
+        `${where}: ${s ? `weight ${s.name} [${s.shape}] does not fit` : 'no weight'} ${w.originalName} [${w.shape}]`,
+      );
+    const t = tf.tensor(s.values, s.shape);
+    w.write(t);
+    t.dispose();
+  }
 }
 
 export interface CheckpointMeta<C, H> {
