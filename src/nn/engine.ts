@@ -97,7 +97,7 @@ export function resolvePrecision(requested: PrecisionName, engine: string): Prec
  * bf16-capable kernel reads); fp32 is every backend's own arithmetic.
  */
 export function usePrecision(precision: Precision): void {
-  const addon = tf.getBackend() === 'native' ? loadNative() : null;
+  const addon = currentNative();
   if (addon) addon.precision(precision);
   else if (precision !== 'fp32')
     fail(`precision ${precision} needs the native backend (this run uses '${tf.getBackend()}')`);
@@ -108,8 +108,12 @@ export function usePrecision(precision: Precision): void {
  * reductions in an order that depends on it, so a run repeats bit for bit only at the same count.
  */
 export function nativeThreads(): number | null {
-  const addon = tf.getBackend() === 'native' ? loadNative() : null;
-  return addon ? addon.threads() : null;
+  return currentNative()?.threads() ?? null;
+}
+
+/** The addon when native is the current backend, else null. */
+function currentNative(): ReturnType<typeof loadNative> {
+  return tf.getBackend() === 'native' ? loadNative() : null;
 }
 
 /**
